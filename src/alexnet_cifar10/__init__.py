@@ -1,0 +1,3 @@
+"""alexnet-cifar10"""
+
+__version__ = "0.1"

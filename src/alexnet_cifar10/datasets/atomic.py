@@ -1,0 +1,74 @@
+"""Crash-safe saves for versioned fsspec datasets.
+
+Kedro loads the newest version folder that holds the dataset's file. A save that is
+killed half-way would leave such a folder with a half-written file, and the next run
+would load it. Here every save writes to a hidden staging name in the version folder
+and renames it into place only once complete: a rename within one folder is atomic on
+local disks, and on object stores an object only becomes visible once fully written.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from pathlib import PurePosixPath
+from typing import Any
+
+from kedro.io.core import get_filepath_str
+
+logger = logging.getLogger(__name__)
+
+
+class AtomicVersionMixin:
+    """Mix into an fsspec-backed versioned dataset (before it in the bases).
+
+    The dataset must write through ``self._get_save_path()`` and keep its filesystem in
+    ``self._fs`` and protocol in ``self._protocol``, as every kedro-datasets dataset does.
+    """
+
+    _staging_path: PurePosixPath | None = None
+    _fs: Any
+    _protocol: str
+    _filepath: PurePosixPath
+    _glob_function: Callable[[str], Any]
+    _exists_function: Callable[[str], bool]
+
+    def _get_save_path(self) -> PurePosixPath:
+        if self._staging_path is not None:
+            return self._staging_path
+        return super()._get_save_path()  # type: ignore[misc]
+
+    def save(self, data: Any) -> None:
+        final_path = super()._get_save_path()  # type: ignore[misc]
+        staging = final_path.parent / f".{final_path.name}.{uuid.uuid4().hex}.partial"
+        staging_str = get_filepath_str(staging, self._protocol)
+        final_str = get_filepath_str(final_path, self._protocol)
+        self._staging_path = staging
+        try:
+            # The parent's unwrapped save: Kedro's version bookkeeping wraps this method.
+            super().save.__wrapped__(self, data)  # type: ignore[misc]
+            self._fs.mv(staging_str, final_str)
+        finally:
+            self._staging_path = None
+            if self._fs.exists(staging_str):
+                self._fs.rm(staging_str)
+
+    def _fetch_latest_load_version(self) -> str:
+        version: str = super()._fetch_latest_load_version()  # type: ignore[misc]
+        filename = self._filepath.name
+        pattern = str(self._filepath / "*")
+        for folder in sorted(self._glob_function(pattern), reverse=True):
+            name = PurePosixPath(folder).name
+            if name <= version:
+                break
+            if not self._exists_function(str(PurePosixPath(folder) / filename)):
+                logger.warning(
+                    "Skipped incomplete version %s of %s (no complete '%s' in it: "
+                    "a save was interrupted); loading version %s instead.",
+                    name,
+                    self._filepath,
+                    filename,
+                    version,
+                )
+        return version

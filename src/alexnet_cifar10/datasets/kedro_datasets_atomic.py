@@ -1,0 +1,21 @@
+"""kedro-datasets datasets whose versioned saves are crash-safe (see ``atomic``)."""
+
+from __future__ import annotations
+
+from kedro_datasets.json import JSONDataset as _JSONDataset
+from kedro_datasets.matplotlib import MatplotlibDataset as _MatplotlibDataset
+from kedro_datasets.pandas import CSVDataset as _CSVDataset
+
+from alexnet_cifar10.datasets.atomic import AtomicVersionMixin
+
+
+class JSONDataset(AtomicVersionMixin, _JSONDataset):
+    """``json.JSONDataset`` with crash-safe versioned saves."""
+
+
+class CSVDataset(AtomicVersionMixin, _CSVDataset):
+    """``pandas.CSVDataset`` with crash-safe versioned saves."""
+
+
+class MatplotlibDataset(AtomicVersionMixin, _MatplotlibDataset):
+    """``matplotlib.MatplotlibDataset`` with crash-safe versioned saves (single figures)."""

@@ -1,0 +1,123 @@
+"""Nodes of the evaluate pipeline: test-set predictions, metrics and plots."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+logger = logging.getLogger(__name__)
+
+_EPSILON = 1e-7
+
+
+def predict_test_set(
+    model: keras.Model, test: dict[str, np.ndarray], class_names: list[str], batch_size: int
+) -> pd.DataFrame:
+    """Class probabilities, predicted and true class of every test image."""
+    probabilities = model.predict(test["images"], batch_size=batch_size, verbose=0)
+    true = test["labels"].argmax(axis=1)
+    predicted = probabilities.argmax(axis=1)
+    frame = pd.DataFrame(
+        {
+            "image": np.arange(len(true)),
+            "true_label": true,
+            "true_class": np.asarray(class_names)[true],
+            "predicted_label": predicted,
+            "predicted_class": np.asarray(class_names)[predicted],
+            "confidence": probabilities.max(axis=1),
+        }
+    )
+    columns = pd.DataFrame(probabilities, columns=[f"p_{name}" for name in class_names])
+    return pd.concat([frame, columns], axis=1)
+
+
+def compute_test_metrics(
+    predictions: pd.DataFrame, class_names: list[str], run_label: str
+) -> dict[str, Any]:
+    """Accuracy, loss, per-class precision/recall/F1 and their macro averages."""
+    true = predictions["true_label"].to_numpy()
+    predicted = predictions["predicted_label"].to_numpy()
+    probabilities = predictions[[f"p_{name}" for name in class_names]].to_numpy()
+    loss = -np.mean(np.log(np.clip(probabilities[np.arange(len(true)), true], _EPSILON, 1)))
+    per_class = {}
+    for label, name in enumerate(class_names):
+        hits = int(np.sum((predicted == label) & (true == label)))
+        predicted_count, support = int(np.sum(predicted == label)), int(np.sum(true == label))
+        precision = hits / predicted_count if predicted_count else 0.0
+        recall = hits / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    accuracy = float(np.mean(predicted == true))
+    logger.info(
+        "Test accuracy %.4f, loss %.4f on %d images (%s)", accuracy, loss, len(true), run_label
+    )
+    return {
+        "run_label": run_label,
+        "test_images": len(true),
+        "accuracy": accuracy,
+        "loss": float(loss),
+        "macro_precision": float(np.mean([m["precision"] for m in per_class.values()])),
+        "macro_recall": float(np.mean([m["recall"] for m in per_class.values()])),
+        "macro_f1": float(np.mean([m["f1"] for m in per_class.values()])),
+        "per_class": per_class,
+    }
+
+
+def _curve_plot(history: pd.DataFrame, metric: str, label: str, run_label: str) -> Figure:
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    axis.plot(history["epoch"], history[metric], marker="o", label=f"training {label}")
+    axis.plot(history["epoch"], history[f"val_{metric}"], marker="o", label=f"validation {label}")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(label)
+    axis.set_title(f"Training and validation {label} per epoch ({run_label})")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def plot_accuracy(history: pd.DataFrame, run_label: str) -> Figure:
+    """Training and validation accuracy per epoch: the recipe's plot."""
+    return _curve_plot(history, "accuracy", "accuracy", run_label)
+
+
+def plot_loss(history: pd.DataFrame, run_label: str) -> Figure:
+    """Training and validation loss per epoch."""
+    return _curve_plot(history, "loss", "loss", run_label)
+
+
+def plot_confusion_matrix(
+    predictions: pd.DataFrame, class_names: list[str], run_label: str
+) -> Figure:
+    """Test-set confusion matrix with class names, counts in every cell."""
+    size = len(class_names)
+    matrix = np.zeros((size, size), dtype=int)
+    np.add.at(matrix, (predictions["true_label"], predictions["predicted_label"]), 1)
+    figure, axis = plt.subplots(figsize=(8, 7))
+    image = axis.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    axis.set_xticks(range(size), class_names, rotation=45, ha="right")
+    axis.set_yticks(range(size), class_names)
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
+    threshold = matrix.max() / 2
+    for (row, col), count in np.ndenumerate(matrix):
+        axis.text(
+            col,
+            row,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if count > threshold else "black",
+        )
+    accuracy = np.trace(matrix) / max(matrix.sum(), 1)
+    axis.set_title(f"Test confusion matrix, accuracy {accuracy:.4f} ({run_label})")
+    figure.tight_layout()
+    return figure
