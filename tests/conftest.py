@@ -29,5 +29,8 @@ def project(tmp_path: Path) -> Path:
     shutil.copy(REPO / ".telemetry", root)
     shutil.copytree(REPO / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
+    shutil.copytree(
+        REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     write_archive(root / "data" / "01_raw", release_files(per_batch=50))
     return root

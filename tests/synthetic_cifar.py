@@ -9,8 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
-CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-               "truck"]
+CLASS_NAMES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 BATCH_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
 
@@ -34,8 +44,11 @@ def batch_bytes(num_images: int, seed: int, name: str = "batch") -> bytes:
 def meta_bytes() -> bytes:
     """The ``batches.meta`` file."""
     return pickle.dumps(
-        {b"num_cases_per_batch": 10, b"label_names": [n.encode() for n in CLASS_NAMES],
-         b"num_vis": 3072},
+        {
+            b"num_cases_per_batch": 10,
+            b"label_names": [n.encode() for n in CLASS_NAMES],
+            b"num_vis": 3072,
+        },
         protocol=2,
     )
 

@@ -15,11 +15,9 @@ from typing import Any
 import keras
 from keras import layers, ops
 
+from alexnet_cifar10.validation import is_int, is_number, require_param
+
 INPUT_SHAPE = (32, 32, 3)
-
-
-class ParameterError(ValueError):
-    """A parameter outside its allowed values, named with its key path."""
 
 
 @keras.saving.register_keras_serializable(package="alexnet_cifar10")
@@ -62,16 +60,6 @@ class RandomCropFlip(layers.Layer):
         return {**super().get_config(), "pad": self.pad, "flip": self.flip, "seed": self.seed}
 
 
-def require_param(condition: bool, key: str, allowed: str, value: Any) -> None:
-    """Raise ``ParameterError`` naming ``key`` and its allowed values unless ``condition``."""
-    if not condition:
-        raise ParameterError(f"Parameter '{key}' must be {allowed}; got {value!r}.")
-
-
-def _is_int(value: Any, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
 def validate_model_params(params: Mapping[str, Any], prefix: str = "training.model") -> None:
     """Reject a network description that cannot be built, naming the parameter."""
     convs = params.get("conv_layers")
@@ -82,16 +70,16 @@ def validate_model_params(params: Mapping[str, Any], prefix: str = "training.mod
         convs,
     )
     pool_size, pool_strides = params.get("pool_size"), params.get("pool_strides")
-    require_param(_is_int(pool_size, 1), f"{prefix}.pool_size", "an integer >= 1", pool_size)
+    require_param(is_int(pool_size, 1), f"{prefix}.pool_size", "an integer >= 1", pool_size)
     require_param(
-        _is_int(pool_strides, 1), f"{prefix}.pool_strides", "an integer >= 1", pool_strides
+        is_int(pool_strides, 1), f"{prefix}.pool_strides", "an integer >= 1", pool_strides
     )
     size = INPUT_SHAPE[0]
     for index, conv in enumerate(convs):
         key = f"{prefix}.conv_layers[{index}]"
         for field in ("filters", "kernel_size", "strides"):
             require_param(
-                _is_int(conv.get(field), 1), f"{key}.{field}", "an integer >= 1", conv.get(field)
+                is_int(conv.get(field), 1), f"{key}.{field}", "an integer >= 1", conv.get(field)
             )
         require_param(
             isinstance(conv.get("pool", False), bool),
@@ -112,7 +100,7 @@ def validate_model_params(params: Mapping[str, Any], prefix: str = "training.mod
             size = (size - pool_size) // pool_strides + 1
     units = params.get("dense_units")
     require_param(
-        isinstance(units, list) and all(_is_int(u, 1) for u in units),
+        isinstance(units, list) and all(is_int(u, 1) for u in units),
         f"{prefix}.dense_units",
         "a list of integers >= 1",
         units,
@@ -123,6 +111,13 @@ def validate_model_params(params: Mapping[str, Any], prefix: str = "training.mod
         f"{prefix}.dropout",
         "a number in [0, 1)",
         dropout,
+    )
+    momentum = params.get("batch_norm_momentum", 0.99)
+    require_param(
+        is_number(momentum) and 0 <= momentum < 1,
+        f"{prefix}.batch_norm_momentum",
+        "a number in [0, 1)",
+        momentum,
     )
     require_param(
         isinstance(params.get("batch_norm", True), bool),
@@ -162,7 +157,11 @@ def build_alexnet(
             name=f"conv{index}",
         )(x)
         if params.get("batch_norm", True):
-            x = layers.BatchNormalization(dtype=dtype_policy, name=f"bn{index}")(x)
+            x = layers.BatchNormalization(
+                momentum=params.get("batch_norm_momentum", 0.99),
+                dtype=dtype_policy,
+                name=f"bn{index}",
+            )(x)
         if conv.get("pool", False):
             x = layers.MaxPooling2D(
                 pool_size=params["pool_size"],

@@ -7,3 +7,7 @@ CONFIG_LOADER_ARGS = {
     # (say training.epochs) instead of replacing whole top-level dictionaries.
     "merge_strategy": {"parameters": "soft"},
 }
+
+from alexnet_cifar10.hooks import ValidateParametersHook  # noqa: E402
+
+HOOKS = (ValidateParametersHook(),)

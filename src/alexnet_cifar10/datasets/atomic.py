@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -23,8 +24,10 @@ logger = logging.getLogger(__name__)
 class AtomicVersionMixin:
     """Mix into an fsspec-backed versioned dataset (before it in the bases).
 
-    The dataset must write through ``self._get_save_path()`` and keep its filesystem in
-    ``self._fs`` and protocol in ``self._protocol``, as every kedro-datasets dataset does.
+    For a kedro-datasets dataset, the mixin's ``save`` runs the dataset's own save against
+    a staging path: it must write through ``self._get_save_path()`` and keep its filesystem
+    in ``self._fs`` and protocol in ``self._protocol``, as they all do. A dataset that
+    defines its own ``save`` writes inside ``with self._staged_save() as path:`` instead.
     """
 
     _staging_path: PurePosixPath | None = None
@@ -39,20 +42,26 @@ class AtomicVersionMixin:
             return self._staging_path
         return super()._get_save_path()  # type: ignore[misc]
 
-    def save(self, data: Any) -> None:
+    @contextmanager
+    def _staged_save(self) -> Iterator[str]:
+        """Yield the staging path to write to; rename it into place if the body succeeds."""
         final_path = super()._get_save_path()  # type: ignore[misc]
         staging = final_path.parent / f".{final_path.name}.{uuid.uuid4().hex}.partial"
         staging_str = get_filepath_str(staging, self._protocol)
-        final_str = get_filepath_str(final_path, self._protocol)
         self._staging_path = staging
         try:
-            # The parent's unwrapped save: Kedro's version bookkeeping wraps this method.
-            super().save.__wrapped__(self, data)  # type: ignore[misc]
-            self._fs.mv(staging_str, final_str)
+            yield staging_str
+            self._fs.mv(staging_str, get_filepath_str(final_path, self._protocol))
         finally:
             self._staging_path = None
             if self._fs.exists(staging_str):
                 self._fs.rm(staging_str)
+
+    def save(self, data: Any) -> None:
+        """Run the parent dataset's own save against the staging path."""
+        with self._staged_save():
+            # The parent's unwrapped save: Kedro's version bookkeeping wraps this method.
+            super().save.__wrapped__(self, data)  # type: ignore[misc]
 
     def _fetch_latest_load_version(self) -> str:
         version: str = super()._fetch_latest_load_version()  # type: ignore[misc]

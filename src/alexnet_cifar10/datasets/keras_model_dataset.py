@@ -79,11 +79,10 @@ class KerasModelDataset(AtomicVersionMixin, AbstractVersionedDataset[keras.Model
     def save(self, data: keras.Model) -> None:
         if not isinstance(data, keras.Model):
             raise DatasetError(f"KerasModelDataset saves keras.Model; got {type(data).__name__}.")
-        save_path = get_filepath_str(self._get_save_path(), self._protocol)
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, self._staged_save() as path:
             local = Path(tmp) / "model.keras"
             data.save(local)
-            self._fs.put_file(str(local), save_path)
+            self._fs.put_file(str(local), path)
 
     def _exists(self) -> bool:
         try:

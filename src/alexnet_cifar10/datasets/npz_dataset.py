@@ -80,9 +80,8 @@ class NpzDataset(AtomicVersionMixin, AbstractVersionedDataset[dict, dict]):
             raise DatasetError(
                 f"{type(self).__name__} saves a dict of numpy arrays; got {type(data).__name__}."
             )
-        save_path = get_filepath_str(self._get_save_path(), self._protocol)
         writer = np.savez_compressed if self._compress else np.savez
-        with self._fs.open(save_path, mode="wb") as handle:
+        with self._staged_save() as path, self._fs.open(path, mode="wb") as handle:
             writer(handle, **data)
 
     def _exists(self) -> bool:

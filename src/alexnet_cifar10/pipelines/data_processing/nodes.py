@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from alexnet_cifar10.datasets import CIFAR10Data
+from alexnet_cifar10.validation import is_number, require_param
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +47,10 @@ def _subset(
 
 
 def _check_fraction(value: Any, key: str, allow_one: bool) -> None:
-    upper_ok = value <= 1 if allow_one else value < 1
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not (0 < value and upper_ok)
-    ):
-        allowed = "in (0, 1]" if allow_one else "in (0, 1)"
-        raise ValueError(f"Parameter '{key}' must be a number {allowed}; got {value!r}.")
+    below_top = is_number(value) and (value <= 1 if allow_one else value < 1)
+    require_param(
+        below_top and value > 0, key, f"a number in (0, 1{']' if allow_one else ')'}", value
+    )
 
 
 def split_dataset(data: CIFAR10Data, params: dict[str, Any], seed: int) -> dict[str, np.ndarray]:

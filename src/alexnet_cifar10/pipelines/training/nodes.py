@@ -14,7 +14,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from alexnet_cifar10.model import build_alexnet, require_param, validate_model_params
+from alexnet_cifar10.model import build_alexnet, validate_model_params
+from alexnet_cifar10.validation import is_int, is_number, require_param
 
 logger = logging.getLogger(__name__)
 
@@ -38,22 +39,14 @@ class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; no model is saved from such a run."""
 
 
-def _is_positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def validate_training_params(params: dict[str, Any]) -> None:
     """Reject unusable training parameters, naming the parameter and its allowed values."""
     validate_model_params(params["model"])
     require_param(
-        _is_positive_int(params["epochs"]), "training.epochs", "an integer >= 1", params["epochs"]
+        is_int(params["epochs"], 1), "training.epochs", "an integer >= 1", params["epochs"]
     )
     require_param(
-        _is_positive_int(params["batch_size"]),
+        is_int(params["batch_size"], 1),
         "training.batch_size",
         "an integer >= 1",
         params["batch_size"],
@@ -66,14 +59,14 @@ def validate_training_params(params: dict[str, Any]) -> None:
         opt.get("name"),
     )
     require_param(
-        _is_number(opt.get("learning_rate")) and opt["learning_rate"] > 0,
+        is_number(opt.get("learning_rate")) and opt["learning_rate"] > 0,
         "training.optimizer.learning_rate",
         "a number > 0",
         opt.get("learning_rate"),
     )
     decay = opt.get("weight_decay")
     require_param(
-        decay is None or (_is_number(decay) and decay >= 0),
+        decay is None or (is_number(decay) and decay >= 0),
         "training.optimizer.weight_decay",
         "null or a number >= 0",
         decay,
@@ -93,7 +86,7 @@ def validate_training_params(params: dict[str, Any]) -> None:
     )
     warmup = schedule.get("warmup_epochs", 0)
     require_param(
-        _is_number(warmup) and 0 <= warmup < params["epochs"],
+        is_number(warmup) and 0 <= warmup < params["epochs"],
         "training.lr_schedule.warmup_epochs",
         "a number >= 0 and below training.epochs",
         warmup,
@@ -103,7 +96,7 @@ def validate_training_params(params: dict[str, Any]) -> None:
     )
     smoothing = params["label_smoothing"]
     require_param(
-        _is_number(smoothing) and 0 <= smoothing < 1,
+        is_number(smoothing) and 0 <= smoothing < 1,
         "training.label_smoothing",
         "a number in [0, 1)",
         smoothing,

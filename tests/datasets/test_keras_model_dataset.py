@@ -1,0 +1,98 @@
+"""KerasModelDataset: round trips, and it works on a backend without TensorFlow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kedro.io.core import DatasetError, Version
+
+from alexnet_cifar10.datasets import KerasModelDataset
+from alexnet_cifar10.model import build_alexnet
+
+TINY = {
+    "conv_layers": [{"filters": 4, "kernel_size": 3, "strides": 1, "pool": True}],
+    "pool_size": 3,
+    "pool_strides": 2,
+    "dense_units": [8],
+    "dropout": 0.5,
+}
+
+
+def test_round_trip_predicts_the_same(tmp_path: Path) -> None:
+    model = build_alexnet(TINY, num_classes=10, augmentation={"enabled": True})
+    path = str(tmp_path / "m.keras")
+    KerasModelDataset(filepath=path, version=Version(None, None)).save(model)
+    loaded = KerasModelDataset(filepath=path, version=Version(None, None)).load()
+    images = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(
+        loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6
+    )
+
+
+def test_needs_a_keras_filepath(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="needs a '.keras' filepath"):
+        KerasModelDataset(filepath=str(tmp_path / "m.h5"))
+
+
+JAX_SCRIPT = textwrap.dedent(
+    """
+    import importlib.abc, sys
+
+    class BlockTensorFlow(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] == "tensorflow":
+                raise ImportError("tensorflow is not installed here")
+
+    sys.meta_path.insert(0, BlockTensorFlow())
+    import numpy as np
+    import keras
+    from kedro.io.core import Version
+    from alexnet_cifar10.datasets import KerasModelDataset
+    from alexnet_cifar10.pipelines.training.nodes import train_model
+
+    assert keras.backend.backend() == "jax"
+    rng = np.random.default_rng(0)
+    def split(n):
+        labels = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+        return {"images": rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8), "labels": labels}
+    params = {
+        "model": {"conv_layers": [{"filters": 4, "kernel_size": 3, "strides": 1, "pool": True}],
+                  "pool_size": 3, "pool_strides": 2, "dense_units": [8], "dropout": 0.5},
+        "augmentation": {"enabled": True, "pad": 4, "horizontal_flip": True},
+        "optimizer": {"name": "adamw", "learning_rate": 0.001, "weight_decay": 0.0001},
+        "lr_schedule": {"name": "warmup_cosine", "warmup_epochs": 0.5},
+        "loss": "categorical_crossentropy", "label_smoothing": 0.1, "epochs": 1,
+        "batch_size": 16, "precision": "float32", "jit_compile": "auto",
+    }
+    model, history, facts = train_model(split(48), split(16), params, 0, "jax check")
+    dataset = KerasModelDataset(filepath=sys.argv[1], version=Version(None, None))
+    dataset.save(model)
+    loaded = KerasModelDataset(filepath=sys.argv[1], version=Version(None, None)).load()
+    images = split(4)["images"]
+    assert np.allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0),
+                       atol=1e-5)
+    assert "tensorflow" not in sys.modules
+    print("backend", facts["backend"], "epochs", len(history))
+    """
+)
+
+
+def test_trains_saves_and_loads_under_jax_without_tensorflow(tmp_path: Path) -> None:
+    pytest.importorskip("jax", reason="the 'test' extra installs jax for this check")
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT, str(tmp_path / "m.keras")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "backend jax epochs 1" in result.stdout

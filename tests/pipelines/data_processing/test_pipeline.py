@@ -1,0 +1,46 @@
+"""The data_processing pipeline run by SequentialRunner on a small catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from synthetic_cifar import CLASS_NAMES, release_files, write_folder
+
+from alexnet_cifar10.datasets import CIFAR10Dataset
+from alexnet_cifar10.pipelines.data_processing import create_pipeline
+
+
+def test_pipeline_turns_a_release_into_model_inputs(tmp_path: Path) -> None:
+    write_folder(tmp_path, release_files(per_batch=20))
+    params = {
+        "params:data_processing": {
+            "validation_fraction": 0.2,
+            "stratify": True,
+            "subset_fraction": 1.0,
+        },
+        "params:data_processing.sample_images_per_class": 2,
+        "params:seed": 0,
+        "params:class_names": CLASS_NAMES,
+    }
+    catalog = DataCatalog(
+        datasets={
+            "cifar10_raw": CIFAR10Dataset(path=str(tmp_path)),
+            **{name: MemoryDataset(value) for name, value in params.items()},
+        }
+    )
+    for name in (
+        "dataset_split",
+        "model_input_train",
+        "model_input_validation",
+        "model_input_test",
+        "dataset_report",
+        "sample_images",
+    ):
+        catalog[name] = MemoryDataset()
+    SequentialRunner().run(create_pipeline(), catalog)
+    assert catalog.load("model_input_train")["images"].shape == (80, 32, 32, 3)
+    assert catalog.load("model_input_validation")["labels"].shape == (20, 10)
+    assert catalog.load("model_input_test")["images"].shape == (20, 32, 32, 3)
+    assert catalog.load("dataset_report")["splits"]["official_train"]["images"] == 100  # noqa: PLR2004

@@ -1,0 +1,43 @@
+"""The training and evaluate pipelines run by SequentialRunner on a small catalog."""
+
+from __future__ import annotations
+
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from synthetic_cifar import CLASS_NAMES
+
+from alexnet_cifar10.pipelines import evaluate, training
+
+from .conftest import make_split
+
+
+def test_training_then_evaluate(tiny_training: dict) -> None:
+    inputs = {
+        "model_input_train": make_split(48),
+        "model_input_validation": make_split(16, 1),
+        "model_input_test": make_split(20, 2),
+        "params:training": tiny_training,
+        "params:seed": 0,
+        "params:run_label": "slice",
+        "params:class_names": CLASS_NAMES,
+        "params:evaluate.batch_size": 8,
+    }
+    catalog = DataCatalog(datasets={k: MemoryDataset(v) for k, v in inputs.items()})
+    outputs = (
+        "model",
+        "training_history",
+        "training_run",
+        "test_predictions",
+        "test_metrics",
+        "accuracy_plot",
+        "loss_plot",
+        "confusion_matrix_plot",
+    )
+    for name in outputs:
+        catalog[name] = MemoryDataset(copy_mode="assign")
+    SequentialRunner().run(training.create_pipeline() + evaluate.create_pipeline(), catalog)
+    metrics = catalog.load("test_metrics")
+    assert metrics["test_images"] == 20  # noqa: PLR2004
+    assert 0 <= metrics["accuracy"] <= 1
+    assert len(catalog.load("confusion_matrix_plot").get_axes()[0].texts) == 100  # noqa: PLR2004
+    assert catalog.load("training_run")["run_label"] == "slice"
