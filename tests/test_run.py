@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from kedro_cli import kedro, versions
 
 VERSIONED = {
     "02_intermediate": ["dataset_split.npz"],
@@ -32,26 +30,6 @@ VERSIONED = {
 }
 
 
-def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run the kedro CLI in ``project`` like a user would."""
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
-def versions(project: Path, layer: str, name: str) -> list[str]:
-    """Version folders holding a complete file, oldest first."""
-    root = project / "data" / layer / name
-    return sorted(p.name for p in root.iterdir() if (p / name).is_file()) if root.exists() else []
-
-
 def snapshot(project: Path) -> dict[str, str]:
     """Hash of every file under data/ except the raw input."""
     return {
@@ -61,9 +39,8 @@ def snapshot(project: Path) -> dict[str, str]:
     }
 
 
-def test_run_then_evaluate_alone_then_again(project: Path) -> None:
-    result = kedro(project, "run", "--env", "test")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+def test_run_then_evaluate_alone_then_again(finished_project: Path) -> None:
+    project = finished_project
     for layer, names in VERSIONED.items():
         for name in names:
             assert len(versions(project, layer, name)) == 1, f"{layer}/{name}"
@@ -71,7 +48,7 @@ def test_run_then_evaluate_alone_then_again(project: Path) -> None:
     metrics_file = project / "data/08_reporting/test_metrics.json"
     first = json.loads(next(metrics_file.glob("*/test_metrics.json")).read_text())
     assert first["run_label"].startswith("TEST RUN")
-    assert first["test_images"] == 50  # noqa: PLR2004
+    assert first["test_images"] == 50
     history = next((project / "data/07_model_output/training_history.csv").glob("*/*.csv"))
     assert history.read_text().splitlines()[0].startswith("epoch,")
     before = snapshot(project)
@@ -81,7 +58,7 @@ def test_run_then_evaluate_alone_then_again(project: Path) -> None:
         result = kedro(project, "run", "--env", "test", flag, "evaluate")
         assert result.returncode == 0, result.stderr[-4000:]
     assert versions(project, "06_models", "alexnet.keras") == [model_version]
-    assert len(versions(project, "08_reporting", "test_metrics.json")) == 3  # noqa: PLR2004
+    assert len(versions(project, "08_reporting", "test_metrics.json")) == 3
     result = kedro(
         project,
         "run",
@@ -93,12 +70,12 @@ def test_run_then_evaluate_alone_then_again(project: Path) -> None:
         f"model:{model_version}",
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    assert len(versions(project, "08_reporting", "test_metrics.json")) == 4  # noqa: PLR2004
+    assert len(versions(project, "08_reporting", "test_metrics.json")) == 4
 
     # A second data_processing run adds versions and leaves the first run's files untouched.
     result = kedro(project, "run", "--env", "test", "--pipelines", "data_processing")
     assert result.returncode == 0, result.stderr[-4000:]
-    assert len(versions(project, "05_model_input", "model_input_train.npz")) == 2  # noqa: PLR2004
+    assert len(versions(project, "05_model_input", "model_input_train.npz")) == 2
     after = snapshot(project)
     assert {path: after[path] for path in before} == before
 

@@ -1,13 +1,20 @@
-"""Project hooks."""
+"""Project hooks: early parameter checks, run-local versions, clean interruption."""
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
+from types import FrameType
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.io.core import AbstractVersionedDataset, Version
 from kedro.pipeline import Pipeline
 
 from alexnet_cifar10.pipelines.training.nodes import validate_training_params
+
+logger = logging.getLogger(__name__)
 
 
 class ValidateParametersHook:
@@ -20,3 +27,70 @@ class ValidateParametersHook:
         """Validate ``params:training`` when the run includes training."""
         if any(node.name == "train_model" for node in pipeline.nodes):
             validate_training_params(catalog.load("params:training"))
+
+
+class RunLocalVersionsHook:
+    """Makes a run read back its own outputs, not a concurrent run's newer versions.
+
+    Kedro loads the newest version of a dataset; when two runs overlap, run A's evaluate
+    would pick up run B's model. Every versioned dataset that this run both writes and
+    reads is pinned to this run's save version (unless ``--load-versions`` names it).
+    """
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any
+    ) -> None:
+        """Pin the load version of every dataset produced and consumed in this run."""
+        pinned = set(run_params.get("load_versions") or {})
+        for name in pipeline.all_outputs() & pipeline.all_inputs():
+            dataset = catalog.get(name)
+            if name in pinned or not isinstance(dataset, AbstractVersionedDataset):
+                continue
+            version = dataset.resolve_save_version()
+            if version is not None:
+                catalog[name] = dataset._copy(_version=Version(version, version))  # noqa: SLF001
+
+
+class GracefulStopHook:
+    """Turns Ctrl-C and SIGTERM during a run into a one-line message and exit status.
+
+    Saves are staged and renamed (see ``datasets.atomic``), so stopping anywhere leaves
+    no half-written version; with ``training.resume.enabled`` a rerun continues training
+    after the last completed epoch.
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+
+    @staticmethod
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        logger.warning(
+            "Stopped by %s: no partial version was published; run again to "
+            "continue (training resumes when training.resume.enabled).",
+            name,
+        )
+        raise SystemExit(128 + signum)
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        """Install the handlers (the main thread only can own signals)."""
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._stop)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        """Restore the previous handlers."""
+        self._restore()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        """Restore the previous handlers."""
+        self._restore()
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()

@@ -8,6 +8,10 @@ CONFIG_LOADER_ARGS = {
     "merge_strategy": {"parameters": "soft"},
 }
 
-from alexnet_cifar10.hooks import ValidateParametersHook  # noqa: E402
+from alexnet_cifar10.hooks import (  # noqa: E402
+    GracefulStopHook,
+    RunLocalVersionsHook,
+    ValidateParametersHook,
+)
 
-HOOKS = (ValidateParametersHook(),)
+HOOKS = (ValidateParametersHook(), RunLocalVersionsHook(), GracefulStopHook())

@@ -29,7 +29,7 @@ def test_failed_save_leaves_no_visible_version(
     monkeypatch.undo()
 
     folders = sorted((tmp_path / "x.npz").iterdir())
-    assert len(folders) == 2  # noqa: PLR2004
+    assert len(folders) == 2
     assert list(folders[-1].iterdir()) == [], "the staging file is removed on failure"
     with caplog.at_level(logging.WARNING):
         loaded = NpzDataset(filepath=path, version=Version(None, None)).load()

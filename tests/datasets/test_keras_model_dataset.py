@@ -69,6 +69,7 @@ JAX_SCRIPT = textwrap.dedent(
         "lr_schedule": {"name": "warmup_cosine", "warmup_epochs": 0.5},
         "loss": "categorical_crossentropy", "label_smoothing": 0.1, "epochs": 1,
         "batch_size": 16, "precision": "float32", "jit_compile": "auto",
+        "resume": {"enabled": False, "backup_dir": "unused"},
     }
     model, history, facts = train_model(split(48), split(16), params, 0, "jax check")
     dataset = KerasModelDataset(filepath=sys.argv[1], version=Version(None, None))

@@ -35,7 +35,7 @@ def test_each_save_is_a_new_version(tmp_path: Path) -> None:
             {"a": np.array([value])}
         )
     versions = sorted((tmp_path / "x.npz").iterdir())
-    assert len(versions) == 2  # noqa: PLR2004
+    assert len(versions) == 2
     latest = NpzDataset(filepath=str(tmp_path / "x.npz"), version=Version(None, None)).load()
     assert latest["a"].tolist() == [2]
 

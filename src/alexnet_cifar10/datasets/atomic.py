@@ -10,13 +10,14 @@ local disks, and on object stores an object only becomes visible once fully writ
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import PurePosixPath
 from typing import Any
 
-from kedro.io.core import get_filepath_str
+from kedro.io.core import DatasetError, get_filepath_str
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +52,27 @@ class AtomicVersionMixin:
         self._staging_path = staging
         try:
             yield staging_str
-            self._fs.mv(staging_str, get_filepath_str(final_path, self._protocol))
+            self._publish(staging_str, get_filepath_str(final_path, self._protocol))
         finally:
             self._staging_path = None
             if self._fs.exists(staging_str):
                 self._fs.rm(staging_str)
+
+    def _publish(self, staging: str, final: str) -> None:
+        if self._protocol != "file":
+            self._fs.mv(staging, final)
+            return
+        try:
+            # A hard link never replaces an existing file, unlike a rename: two runs that
+            # drew the same version timestamp cannot overwrite each other.
+            os.link(staging, final)
+        except FileExistsError as exc:
+            raise DatasetError(
+                f"'{final}' already exists: another run saved the same version at the same "
+                "moment. Nothing was overwritten; run again."
+            ) from exc
+        except OSError:
+            os.replace(staging, final)  # a filesystem without hard links
 
     def save(self, data: Any) -> None:
         """Run the parent dataset's own save against the staging path."""

@@ -30,7 +30,7 @@ def data() -> dict:
 
 def test_split_is_stratified_disjoint_and_seeded(data: dict) -> None:
     split = split_dataset(data, PARAMS, seed=1)
-    assert len(split["train"]) == 400 and len(split["validation"]) == 100  # noqa: PLR2004
+    assert len(split["train"]) == 400 and len(split["validation"]) == 100
     assert not set(split["train"]) & set(split["validation"])
     assert np.bincount(data["train_labels"][split["validation"]]).tolist() == [10] * 10
     assert split["test"].tolist() == list(range(100))
@@ -42,7 +42,7 @@ def test_split_is_stratified_disjoint_and_seeded(data: dict) -> None:
 
 def test_unstratified_split_has_the_requested_size(data: dict) -> None:
     split = split_dataset(data, {**PARAMS, "stratify": False, "validation_fraction": 0.3}, 0)
-    assert len(split["validation"]) == 150  # noqa: PLR2004
+    assert len(split["validation"]) == 150
     assert sorted(np.concatenate([split["train"], split["validation"]])) == list(range(500))
 
 
@@ -86,7 +86,7 @@ def test_class_names_must_match_the_dataset(data: dict) -> None:
 def test_report_counts_and_channel_statistics(data: dict) -> None:
     split = split_dataset(data, PARAMS, 0)
     report = summarise_dataset(data, split, CLASS_NAMES)
-    assert report["splits"]["train"]["images"] == 400  # noqa: PLR2004
+    assert report["splits"]["train"]["images"] == 400
     assert set(report["splits"]["validation"]["class_counts"].values()) == {10}
     expected = (data["train_images"] / 255).reshape(-1, 3)
     np.testing.assert_allclose(
@@ -98,5 +98,5 @@ def test_report_counts_and_channel_statistics(data: dict) -> None:
 def test_sample_grid_has_a_row_per_class(data: dict) -> None:
     figure = plot_sample_images(data, CLASS_NAMES, per_class=4)
     axes = figure.get_axes()
-    assert len(axes) == 40  # noqa: PLR2004
+    assert len(axes) == 40
     assert [axes[row * 4].get_ylabel() for row in range(10)] == CLASS_NAMES

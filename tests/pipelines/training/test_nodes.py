@@ -133,7 +133,7 @@ def test_train_model_returns_model_history_and_facts(tiny_training: dict) -> Non
     assert len(history) == 1
     assert facts["backend"] == keras.backend.backend()
     assert facts["device"].lower().startswith(("cpu", "gpu"))
-    assert facts["train_images"] == 64 and facts["epochs_run"] == 1  # noqa: PLR2004
+    assert facts["train_images"] == 64 and facts["epochs_run"] == 1
     probabilities = model.predict(make_split(4)["images"], verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 

@@ -37,7 +37,7 @@ def test_training_then_evaluate(tiny_training: dict) -> None:
         catalog[name] = MemoryDataset(copy_mode="assign")
     SequentialRunner().run(training.create_pipeline() + evaluate.create_pipeline(), catalog)
     metrics = catalog.load("test_metrics")
-    assert metrics["test_images"] == 20  # noqa: PLR2004
+    assert metrics["test_images"] == 20
     assert 0 <= metrics["accuracy"] <= 1
-    assert len(catalog.load("confusion_matrix_plot").get_axes()[0].texts) == 100  # noqa: PLR2004
+    assert len(catalog.load("confusion_matrix_plot").get_axes()[0].texts) == 100
     assert catalog.load("training_run")["run_label"] == "slice"

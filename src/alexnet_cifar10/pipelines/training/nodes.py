@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import platform
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -15,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from alexnet_cifar10.model import build_alexnet, validate_model_params
+from alexnet_cifar10.pipelines.training.callbacks import EpochLog, ResumePoint
 from alexnet_cifar10.validation import is_int, is_number, require_param
 
 logger = logging.getLogger(__name__)
@@ -113,6 +117,19 @@ def validate_training_params(params: dict[str, Any]) -> None:
         "one of auto, true, false",
         params["jit_compile"],
     )
+    resume = params["resume"]
+    require_param(
+        isinstance(resume.get("enabled"), bool),
+        "training.resume.enabled",
+        "true or false",
+        resume.get("enabled"),
+    )
+    require_param(
+        isinstance(resume.get("backup_dir"), str) and resume["backup_dir"] != "",
+        "training.resume.backup_dir",
+        "a folder path",
+        resume.get("backup_dir"),
+    )
     augmentation = params["augmentation"]
     require_param(
         isinstance(augmentation.get("enabled"), bool),
@@ -152,37 +169,6 @@ def _optimizer(params: dict[str, Any], steps_per_epoch: int) -> keras.optimizers
     return OPTIMIZERS[opt["name"]](**kwargs)
 
 
-class EpochLog(keras.callbacks.Callback):
-    """Logs one line per epoch and records its wall time; stops on a NaN or infinite loss."""
-
-    def __init__(self, epochs: int) -> None:
-        super().__init__()
-        self.epochs = epochs
-        self.rows: list[dict[str, float]] = []
-        self.diverged_at: tuple[int, int] | None = None
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.diverged_at = (len(self.rows) + 1, batch + 1)
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        seconds = time.perf_counter() - self._start
-        row = {
-            "epoch": epoch + 1,
-            **{k: float(v) for k, v in (logs or {}).items()},
-            "epoch_seconds": round(seconds, 3),
-        }
-        self.rows.append(row)
-        metrics = " - ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
-        logger.info("Epoch %d/%d - %s - %.1f s", epoch + 1, self.epochs, metrics, seconds)
-
-
 def _package_version(name: str) -> str | None:
     try:
         return version(name)
@@ -217,6 +203,14 @@ def _run_facts(
         "final": history.iloc[-1].to_dict() if len(history) else {},
         "parameters": params,
     }
+
+
+def _resume_dir(params: dict[str, Any], seed: int, train: dict[str, np.ndarray]) -> Path:
+    """One resume folder per (parameters, seed, training data): never resume another run."""
+    digest = hashlib.sha256(json.dumps([params, seed], sort_keys=True, default=str).encode())
+    digest.update(train["labels"].tobytes())
+    digest.update(train["images"][:: max(len(train["images"]) // 64, 1)].tobytes())
+    return Path(params["resume"]["backup_dir"]) / digest.hexdigest()[:16]
 
 
 def train_model(
@@ -256,6 +250,9 @@ def train_model(
         jit_compile=params["jit_compile"],
     )
     epoch_log = EpochLog(params["epochs"])
+    callbacks: list[keras.callbacks.Callback] = [epoch_log]
+    if params["resume"]["enabled"]:
+        callbacks.append(ResumePoint(_resume_dir(params, seed, train), epoch_log))
     start = time.perf_counter()
     model.fit(
         train["images"],
@@ -264,7 +261,7 @@ def train_model(
         epochs=params["epochs"],
         batch_size=params["batch_size"],
         shuffle=True,
-        callbacks=[epoch_log],
+        callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 0,
     )
     fit_seconds = time.perf_counter() - start
