@@ -22,8 +22,8 @@ run: install data
 	kedro run
 
 lint:
-	ruff check src tests benchmarks
-	ruff format --check src tests benchmarks
+	ruff check .
+	ruff format --check .
 
 test: install-test lint
 	$(PYTHON) -m pytest

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ def _curve_plot(history: pd.DataFrame, metric: str, label: str, run_label: str) 
     axis.plot(history["epoch"], history[f"val_{metric}"], marker="o", label=f"validation {label}")
     axis.set_xlabel("epoch")
     axis.set_ylabel(label)
-    axis.set_title(f"Training and validation {label} per epoch ({run_label})")
+    axis.set_title(f"Training and validation {label} per epoch\n{run_label}")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
@@ -118,6 +120,6 @@ def plot_confusion_matrix(
             color="white" if count > threshold else "black",
         )
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
-    axis.set_title(f"Test confusion matrix, accuracy {accuracy:.4f} ({run_label})")
+    axis.set_title(f"Test confusion matrix, accuracy {accuracy:.4f}\n{run_label}")
     figure.tight_layout()
     return figure
