@@ -147,5 +147,5 @@ def test_train_model_is_seeded(tiny_training: dict) -> None:
 def test_divergence_stops_with_a_clear_error(tiny_training: dict) -> None:
     train = make_split(32)
     train["labels"][:] = np.nan
-    with pytest.raises(TrainingDivergedError, match="loss became NaN or infinite at epoch 1"):
+    with pytest.raises(TrainingDivergedError, match="loss became NaN or infinite in epoch 1"):
         train_model(train, make_split(16, 1), tiny_training, 0, "t")

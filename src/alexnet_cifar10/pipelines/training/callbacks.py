@@ -15,13 +15,14 @@ logger = logging.getLogger(__name__)
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Logs one line per epoch and records its wall time; stops on a NaN or infinite loss."""
+    """Logs one line per epoch and records its wall time; stops after an epoch whose loss
+    is NaN or infinite."""
 
     def __init__(self, epochs: int) -> None:
         super().__init__()
         self.epochs = epochs
         self.rows: list[dict[str, float]] = []
-        self.diverged_at: tuple[int, int] | None = None
+        self.diverged_at: int | None = None
         self._start = 0.0
         self._first_epoch = True
 
@@ -33,16 +34,15 @@ class EpochLog(keras.callbacks.Callback):
         self._first_epoch = False
         self._start = time.perf_counter()
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.diverged_at = (len(self.rows) + 1, batch + 1)
-            self.model.stop_training = True
-
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         seconds = time.perf_counter() - self._start
         values = {k: float(v) for k, v in (logs or {}).items()}
         self.rows.append({"epoch": epoch + 1, **values, "epoch_seconds": round(seconds, 3)})
+        # Checked per epoch, not per batch: reading the loss every batch would make the
+        # host wait for the accelerator at every step.
+        if not math.isfinite(values.get("loss", 0.0)):
+            self.diverged_at = epoch + 1
+            self.model.stop_training = True
         metrics = " - ".join(f"{k} {v:.4f}" for k, v in values.items())
         logger.info("Epoch %d/%d - %s - %.1f s", epoch + 1, self.epochs, metrics, seconds)
 
@@ -66,6 +66,8 @@ class ResumePoint(keras.callbacks.BackupAndRestore):
             self.epoch_log.rows = json.loads(self.history_path.read_text())
 
     def _save_model(self) -> None:
+        if self.epoch_log.diverged_at is not None:
+            return  # never resume from NaN weights
         self.history_path.parent.mkdir(parents=True, exist_ok=True)
         staging = self.history_path.with_suffix(".json.partial")
         staging.write_text(json.dumps(self.epoch_log.rows))

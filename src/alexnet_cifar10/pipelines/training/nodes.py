@@ -266,10 +266,9 @@ def train_model(
     )
     fit_seconds = time.perf_counter() - start
     if epoch_log.diverged_at is not None:
-        epoch, batch = epoch_log.diverged_at
         raise TrainingDivergedError(
-            f"Training diverged: the loss became NaN or infinite at epoch {epoch}, batch "
-            f"{batch}. No model was saved. Lower training.optimizer.learning_rate "
+            f"Training diverged: the loss became NaN or infinite in epoch "
+            f"{epoch_log.diverged_at}. No model was saved. Lower training.optimizer.learning_rate "
             f"(now {params['optimizer']['learning_rate']}) or check the inputs."
         )
     history = pd.DataFrame(epoch_log.rows)
