@@ -1,0 +1,398 @@
+"""kedro viz in headless Chromium, used as a person uses it: the live server and the static build.
+
+Both tests use a project copy after one ``kedro run --env test`` (conftest's
+``finished_project``), so datasets have data and the plots have previews, and drive Chromium
+(``/usr/bin/chromium``, via Playwright) offline: every request that leaves 127.0.0.1 or the
+disk is refused and recorded. Screenshots go to
+the test's tmp folder; with ``UPDATE_SCREENSHOTS=1`` they are also copied to docs/images/.
+
+kedro-viz asks PyPI for a newer release when it starts (``requests``, 30 s timeout). The
+server gets ``HTTP(S)_PROXY`` pointing at a closed local port with ``NO_PROXY`` for
+loopback, so that check fails at once instead of touching the network.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kedro_cli import ENV, kedro
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # the browser fixture skips, or fails under CI
+    sync_playwright = None
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS_IMAGES = REPO / "docs" / "images"
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+PIPELINES = ("data_processing", "training", "evaluate")
+LAYERS = ["raw", "intermediate", "model_input", "models", "model_output", "reporting"]
+PLOT = "confusion_matrix_plot"
+# The page asks for the Inter font from Google Fonts and falls back to local fonts offline.
+ALLOWED_OFFLINE_FAILURES = ("https://fonts.googleapis.com/", "https://fonts.gstatic.com/")
+VIEWPORT = {"width": 1920, "height": 1200}
+# A returning visitor: the first-visit feature tour was closed once (kedro-viz keeps its
+# settings in localStorage). Clicking the tour away instead can scroll the page sideways.
+NO_TOUR = "window.localStorage.setItem('KedroViz', JSON.stringify({showFeatureHints: false}))"
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A free local port below 49152 (kedro viz refuses the ephemeral range above)."""
+    for _ in range(100):
+        port = random.randint(20_000, 49_000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free local port")
+
+
+def offline_env() -> dict[str, str]:
+    """Extra environment of the kedro commands: no network beyond loopback."""
+    dead_proxy = f"http://127.0.0.1:{free_port()}"  # nothing listens there: refused at once
+    env = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        env[name] = dead_proxy
+    return env
+
+
+def http_get(url: str, timeout: float = 10) -> bytes:
+    """GET a loopback URL, ignoring any proxy of the environment."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=timeout) as response:
+        return response.read()
+
+
+def listening_addresses(port: int) -> set[str] | None:
+    """Hex local addresses of the sockets listening on ``port``; None without /proc."""
+    tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
+    if not tables[0].exists():
+        return None
+    found = set()
+    for table in tables:
+        if not table.exists():
+            continue
+        for line in table.read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port_hex = fields[1].rsplit(":", 1)
+            if fields[3] == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def expected_graph() -> dict[str, dict[str, set[str]]]:
+    """Task, dataset and parameter names of every pipeline, from the project's own code."""
+    graph = {}
+    for name in PIPELINES:
+        module = importlib.import_module(f"alexnet_cifar10.pipelines.{name}")
+        pipe = module.create_pipeline()
+        datasets = pipe.datasets()
+        graph[name] = {
+            "task": {node.name for node in pipe.nodes},
+            "data": {d for d in datasets if not d.startswith("params:") and d != "parameters"},
+            "parameters": {d for d in datasets if d.startswith("params:")},
+            "uses": {(p, n.name) for n in pipe.nodes for p in n.inputs if p.startswith("params:")},
+        }
+    graph["__default__"] = {
+        key: set().union(*(graph[name][key] for name in PIPELINES)) for key in graph[PIPELINES[0]]
+    }
+    return graph
+
+
+def catalog_layers(project: Path) -> dict[str, str]:
+    """Dataset name -> kedro-viz layer, as conf/base/catalog.yml declares them."""
+    catalog = yaml.safe_load((project / "conf/base/catalog.yml").read_text())
+    return {
+        name: entry["metadata"]["kedro-viz"]["layer"]
+        for name, entry in catalog.items()
+        if isinstance(entry, dict) and "kedro-viz" in entry.get("metadata", {})
+    }
+
+
+def check_api(main: dict[str, Any], project: Path) -> None:
+    """The data behind the page: pipelines, layers, parameters wired to their nodes."""
+    graph = expected_graph()
+    assert {p["id"] for p in main["pipelines"]} >= {*PIPELINES, "__default__"}
+    assert main["layers"] == LAYERS
+    by_id = {node["id"]: node for node in main["nodes"]}
+    by_type: dict[str, dict[str, dict]] = {}
+    for node in main["nodes"]:
+        by_type.setdefault(node["type"], {})[node["name"]] = node
+    for kind in ("task", "data", "parameters"):
+        assert set(by_type.get(kind, {})) == graph["__default__"][kind], kind
+    for name in PIPELINES:  # each node belongs to the pipelines that hold it
+        for kind in ("task", "data", "parameters"):
+            shown = {n for n, node in by_type[kind].items() if name in node["pipelines"]}
+            assert shown == graph[name][kind], (name, kind)
+    layers = catalog_layers(project)
+    for name, node in by_type["data"].items():
+        assert node["layer"] == layers[name], f"{name} is in layer {node['layer']}"
+    edges = {(by_id[e["source"]]["name"], by_id[e["target"]]["name"]) for e in main["edges"]}
+    assert graph["__default__"]["uses"] <= edges, "parameters not attached to their nodes"
+
+
+# --- browser -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium from the system (Playwright cannot download browsers here)."""
+    problem = None
+    if sync_playwright is None:
+        problem = "playwright is not installed: pip install -e '.[test]'"
+    elif not Path(CHROMIUM).exists():
+        problem = f"Chromium not found at {CHROMIUM}: apt-get install chromium (.ci/run does)"
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                # No DNS for anything but loopback, in case a request slipped past the router.
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                # The static build is opened from disk: its module scripts and its
+                # fetch() of api/ files are file:// requests, which Chromium refuses
+                # unless told to allow them.
+                "--allow-file-access-from-files",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+class Session:
+    """One browser tab with every non-local request refused and recorded."""
+
+    def __init__(self, browser: Any, local_prefixes: tuple[str, ...]):
+        self.context = browser.new_context(viewport=VIEWPORT)
+        self.context.add_init_script(NO_TOUR)
+        self.requests: list[str] = []
+        self.refused: list[str] = []
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(30_000)
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.local_prefixes = (*local_prefixes, "data:", "blob:")
+
+    def _route(self, route: Any) -> None:
+        if route.request.url.startswith(self.local_prefixes):
+            route.continue_()
+        else:
+            self.refused.append(route.request.url)
+            route.abort()
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def task_names(page: Any) -> set[str]:
+    return set(page.locator(".pipeline-node--task .pipeline-node__text").all_text_contents())
+
+
+def wait_for_tasks(page: Any, expected: set[str], timeout: float = 15) -> None:
+    end = time.monotonic() + timeout
+    while task_names(page) != expected and time.monotonic() < end:
+        page.wait_for_timeout(200)
+    assert task_names(page) == expected
+
+
+GEOMETRY = """() => {
+    const box = (e) => e.getBoundingClientRect();
+    const middle = (e) => (box(e).top + box(e).bottom) / 2;
+    return {
+        bands: [...document.querySelectorAll('.pipeline-layer')].map(
+            (e) => [box(e).top, box(e).bottom]),
+        labels: [...document.querySelectorAll('.pipeline-layer-name')].map(
+            (e) => [e.textContent, middle(e)]),
+        datasets: [...document.querySelectorAll('.pipeline-node--data')].map(
+            (e) => [e.textContent, middle(e)]),
+    };
+}"""
+
+
+def check_layer_bands(page: Any, layers: dict[str, str]) -> None:
+    """On screen, every dataset sits in the band labelled with its catalog layer."""
+    geometry = page.evaluate(GEOMETRY)
+    bands = geometry["bands"]
+    assert len(bands) == len(LAYERS)
+
+    def band_of(y: float) -> int:
+        return next(i for i, (top, bottom) in enumerate(bands) if top <= y <= bottom)
+
+    label_of_band = {band_of(y): name for name, y in geometry["labels"]}
+    for name, y in geometry["datasets"]:
+        assert label_of_band[band_of(y)] == layers[name], f"{name} drawn in the wrong layer"
+
+
+def use_viz(page: Any, url: str, project: Path, screenshots: Path, prefix: str) -> list[Path]:
+    """What a person does: open it, show parameters, open a plot, look at every pipeline."""
+    graph = expected_graph()
+    page.goto(url)
+    page.wait_for_selector(".pipeline-node--task", timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    assert page.locator(".feature-hints").count() == 0
+    # Offline, the server's PyPI check fails and kedro-viz 12.5 announces "Kedro-Viz None is
+    # here!" (it compares "12.5.0" with "None"); a person dismisses it.
+    reminder = page.locator(".update-reminder-unexpanded button", has_text="Dismiss")
+    if reminder.count():
+        reminder.first.click()
+
+    # The default pipeline: every node of the three pipelines, by the names the code gives.
+    wait_for_tasks(page, graph["__default__"]["task"])
+    datasets = set(page.locator(".pipeline-node--data .pipeline-node__text").all_text_contents())
+    assert datasets == graph["__default__"]["data"]
+    assert page.locator(".pipeline-layer-name").all_text_contents() == LAYERS
+
+    # Parameters are hidden by default; tick them in the filters and they join the graph.
+    assert page.locator(".pipeline-node--parameters").count() == 0
+    page.locator("label[for='parameters']").click()
+    page.wait_for_selector(".pipeline-node--parameters")
+    shown = page.locator(".pipeline-node--parameters .pipeline-node__text").all_text_contents()
+    assert set(shown) == graph["__default__"]["parameters"]
+    # The minimap covers the bottom layer's label; hide it, and move the pointer away.
+    page.get_by_role("button", name="Turn minimap off").click()
+    page.mouse.move(VIEWPORT["width"] - 5, VIEWPORT["height"] // 2)
+    page.wait_for_timeout(1500)  # the zoom-to-fit transition
+    check_layer_bands(page, catalog_layers(project))
+    overview = screenshots / f"{prefix}.png"
+    page.screenshot(path=overview)
+
+    # A plot: its metadata panel shows the saved PNG as a preview.
+    page.locator(".pipeline-node--data", has_text=PLOT).first.click()
+    preview = page.locator("img.pipeline-metadata__plot-image")
+    preview.wait_for(timeout=30_000)
+    assert preview.get_attribute("src").startswith("data:image/png;base64,iVBOR")
+    assert page.locator(".pipeline-metadata__title").inner_text().strip() == PLOT
+    page.wait_for_timeout(1000)
+    with_preview = screenshots / f"{prefix}-preview.png"
+    page.screenshot(path=with_preview)
+    page.locator(".pipeline-metadata__close-button").click()
+
+    # Each pipeline from the selector shows exactly its own nodes. (Not before the layer
+    # check: after a switch kedro-viz 12.5 can keep a pipeline's layer labels in the order
+    # of the previous one.)
+    selector = page.locator("[data-test='kedro-pipeline-selector']")
+    for name in (*PIPELINES, "__default__"):
+        selector.locator(".dropdown__label").click()
+        selector.locator(".menu-option", has=page.get_by_text(name, exact=True)).click()
+        wait_for_tasks(page, graph[name]["task"])
+        assert selector.locator(".dropdown__label").inner_text().strip() == name
+    return [overview, with_preview]
+
+
+def check_screenshots(screenshots: list[Path], publish: bool) -> None:
+    """Real pictures; with UPDATE_SCREENSHOTS=1 and ``publish``, copied to docs/images/."""
+    for path in screenshots:
+        assert path.stat().st_size > 20_000, f"{path} looks blank"
+    if publish and os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        for path in screenshots:
+            shutil.copy(path, DOCS_IMAGES / path.name)
+
+
+def assert_offline(session: Session) -> None:
+    unexpected = [u for u in session.refused if not u.startswith(ALLOWED_OFFLINE_FAILURES)]
+    assert not unexpected, f"the page tried to reach the network: {unexpected}"
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+def test_kedro_viz_server(finished_project: Path, browser: Any, tmp_path: Path):
+    """`kedro viz run --no-browser --env test`: on 127.0.0.1 only, offline, all pipelines."""
+    project = finished_project
+    port = free_port()
+    log = (tmp_path / "viz.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "kedro", "viz", "run", "--no-browser", "--env", "test"]
+        + ["--port", str(port)],
+        cwd=project,
+        env={**ENV, **offline_env()},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stopping it stops its server child
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        started = time.monotonic()
+        while True:
+            assert server.poll() is None, (tmp_path / "viz.log").read_text()[-4000:]
+            assert time.monotonic() - started < 120, "kedro viz did not answer in 120 s"
+            try:
+                main = json.loads(http_get(url + "api/main"))
+                break
+            except OSError:
+                time.sleep(1)
+        addresses = listening_addresses(port)
+        if addresses is not None:  # 0100007F is 127.0.0.1
+            assert addresses == {"0100007F"}, f"listens on {addresses}, not 127.0.0.1 only"
+        check_api(main, project)
+
+        session = Session(browser, (url,))
+        try:
+            screenshots = use_viz(session.page, url, project, tmp_path, "kedro-viz")
+            assert_offline(session)
+        finally:
+            session.close()
+        check_screenshots(screenshots, publish=True)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=20)
+        log.close()
+    stopped = time.monotonic() + 20  # its server child may take a moment after the parent
+    while listening_addresses(port) and time.monotonic() < stopped:
+        time.sleep(0.5)
+    assert listening_addresses(port) in (None, set()), "the server still listens"
+
+
+def test_kedro_viz_static_build(finished_project: Path, browser: Any, tmp_path: Path):
+    """`kedro viz build --include-previews` makes a site that works from disk, no server."""
+    project = finished_project
+    # `kedro viz build` has no --env option; it reads KEDRO_ENV like `kedro run` does.
+    result = kedro(
+        project, "viz", "build", "--include-previews", env={**offline_env(), "KEDRO_ENV": "test"}
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "Success" in output, output[-4000:]
+    build = project / "build"
+    check_api(json.loads((build / "api" / "main").read_text()), project)
+
+    # Any file is local; kedro-viz 12.5 even asks for file:///api/run-status (an absolute
+    # path, so the run-status panel stays empty in a build opened from disk).
+    session = Session(browser, ("file:",))
+    try:
+        index = (build / "index.html").as_uri()
+        screenshots = use_viz(session.page, index, project, tmp_path, "build")
+        assert_offline(session)
+        served = [u for u in session.requests if u.startswith(("http:", "https:"))]
+        assert all(u.startswith(ALLOWED_OFFLINE_FAILURES) for u in served), served
+    finally:
+        session.close()
+    check_screenshots(screenshots, publish=False)
