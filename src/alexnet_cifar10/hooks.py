@@ -9,12 +9,25 @@ from types import FrameType
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.io import DatasetError
 from kedro.io.core import AbstractVersionedDataset, Version
 from kedro.pipeline import Pipeline
 
-from alexnet_cifar10.pipelines.training.nodes import validate_training_params
+from alexnet_cifar10.pipelines.training.nodes import (
+    TrainingDivergedError,
+    validate_training_params,
+)
+from alexnet_cifar10.validation import ParameterError
 
 logger = logging.getLogger(__name__)
+
+# Errors whose message says all a user needs: a traceback through Kedro adds only noise.
+USER_ERRORS = (ParameterError, TrainingDivergedError, DatasetError)
+
+
+def _end_run(error: Exception) -> None:
+    logger.error("Run stopped: %s", error)
+    raise SystemExit(1) from error
 
 
 class ValidateParametersHook:
@@ -26,7 +39,21 @@ class ValidateParametersHook:
     ) -> None:
         """Validate ``params:training`` when the run includes training."""
         if any(node.name == "train_model" for node in pipeline.nodes):
-            validate_training_params(catalog.load("params:training"))
+            try:
+                validate_training_params(catalog.load("params:training"))
+            except ParameterError as error:
+                _end_run(error)
+
+
+class UserErrorHook:
+    """Ends a run that failed on bad data, bad parameters or divergence with its message
+    and exit status 1, without a traceback through Kedro's runner."""
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception) -> None:
+        """Turn the errors a user can fix into a clean exit."""
+        if isinstance(error, USER_ERRORS):
+            _end_run(error)
 
 
 class RunLocalVersionsHook:
@@ -49,7 +76,8 @@ class RunLocalVersionsHook:
                 continue
             version = dataset.resolve_save_version()
             if version is not None:
-                catalog[name] = dataset._copy(_version=Version(version, version))  # noqa: SLF001
+                # Kedro has no public setter; replacing the catalog entry would warn each run.
+                dataset._version = Version(version, version)  # noqa: SLF001
 
 
 class GracefulStopHook:

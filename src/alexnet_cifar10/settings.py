@@ -11,7 +11,8 @@ CONFIG_LOADER_ARGS = {
 from alexnet_cifar10.hooks import (  # noqa: E402
     GracefulStopHook,
     RunLocalVersionsHook,
+    UserErrorHook,
     ValidateParametersHook,
 )
 
-HOOKS = (ValidateParametersHook(), RunLocalVersionsHook(), GracefulStopHook())
+HOOKS = (ValidateParametersHook(), RunLocalVersionsHook(), GracefulStopHook(), UserErrorHook())
