@@ -14,10 +14,18 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from copy import deepcopy
 from pathlib import PurePosixPath
 from typing import Any
 
-from kedro.io.core import DatasetError, get_filepath_str
+import fsspec
+from kedro.io.core import (
+    AbstractVersionedDataset,
+    DatasetError,
+    Version,
+    get_filepath_str,
+    get_protocol_and_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,3 +106,42 @@ class AtomicVersionMixin:
                     version,
                 )
         return version
+
+
+class FileVersionedDataset(AtomicVersionMixin, AbstractVersionedDataset[Any, Any]):
+    """Base of the project's own single-file versioned datasets: fsspec set-up, crash-safe
+    saves (write inside ``with self._staged_save() as path:``) and ``exists``."""
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        version: Version | None = None,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Creates the dataset; ``filepath`` may carry any fsspec protocol."""
+        protocol, path = get_protocol_and_path(filepath, version)
+        fs_args = deepcopy(fs_args) or {}
+        if protocol == "file":
+            fs_args.setdefault("auto_mkdir", True)
+        self._protocol = protocol
+        self._fs = fsspec.filesystem(protocol, **(credentials or {}), **fs_args)
+        self.metadata = metadata
+        super().__init__(
+            filepath=PurePosixPath(path),
+            version=version,
+            exists_function=self._fs.exists,
+            glob_function=self._fs.glob,
+        )
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "protocol": self._protocol, "version": self._version}
+
+    def _exists(self) -> bool:
+        try:
+            load_path = get_filepath_str(self._get_load_path(), self._protocol)
+        except DatasetError:
+            return False
+        return self._fs.exists(load_path)

@@ -7,26 +7,18 @@ and PyTorch machines lack. This one only uses ``keras.saving`` and fsspec.
 from __future__ import annotations
 
 import tempfile
-from copy import deepcopy
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-import fsspec
 import keras
-from kedro.io.core import (
-    AbstractVersionedDataset,
-    DatasetError,
-    Version,
-    get_filepath_str,
-    get_protocol_and_path,
-)
+from kedro.io.core import DatasetError, Version, get_filepath_str
 
 # Registers the project's custom layers so that safe-mode loading can rebuild them.
 import alexnet_cifar10.model  # noqa: F401
-from alexnet_cifar10.datasets.atomic import AtomicVersionMixin
+from alexnet_cifar10.datasets.atomic import FileVersionedDataset
 
 
-class KerasModelDataset(AtomicVersionMixin, AbstractVersionedDataset[keras.Model, keras.Model]):
+class KerasModelDataset(FileVersionedDataset):
     """Saves a Keras model as one ``.keras`` file; loads it with ``safe_mode`` on.
 
     Example catalog entry::
@@ -37,11 +29,11 @@ class KerasModelDataset(AtomicVersionMixin, AbstractVersionedDataset[keras.Model
           versioned: true
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         filepath: str,
-        compile: bool = True,  # noqa: A002
+        compile: bool = True,  # noqa: A002,
         version: Version | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
@@ -50,23 +42,14 @@ class KerasModelDataset(AtomicVersionMixin, AbstractVersionedDataset[keras.Model
         """Creates the dataset; ``filepath`` must end in ``.keras``."""
         if not str(filepath).endswith(".keras"):
             raise DatasetError(f"KerasModelDataset needs a '.keras' filepath, got '{filepath}'.")
-        protocol, path = get_protocol_and_path(filepath, version)
-        fs_args = deepcopy(fs_args) or {}
-        if protocol == "file":
-            fs_args.setdefault("auto_mkdir", True)
-        self._protocol = protocol
-        self._fs = fsspec.filesystem(protocol, **(credentials or {}), **fs_args)
-        self._compile = compile
-        self.metadata = metadata
         super().__init__(
-            filepath=PurePosixPath(path),
+            filepath=filepath,
             version=version,
-            exists_function=self._fs.exists,
-            glob_function=self._fs.glob,
+            credentials=credentials,
+            fs_args=fs_args,
+            metadata=metadata,
         )
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath, "protocol": self._protocol, "version": self._version}
+        self._compile = compile
 
     def load(self) -> keras.Model:
         load_path = get_filepath_str(self._get_load_path(), self._protocol)
@@ -83,10 +66,3 @@ class KerasModelDataset(AtomicVersionMixin, AbstractVersionedDataset[keras.Model
             local = Path(tmp) / "model.keras"
             data.save(local)
             self._fs.put_file(str(local), path)
-
-    def _exists(self) -> bool:
-        try:
-            load_path = get_filepath_str(self._get_load_path(), self._protocol)
-        except DatasetError:
-            return False
-        return self._fs.exists(load_path)

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from copy import deepcopy
-from pathlib import PurePosixPath
 from typing import Any
 
-import fsspec
 import numpy as np
-from kedro.io.core import (
-    AbstractVersionedDataset,
-    DatasetError,
-    Version,
-    get_filepath_str,
-    get_protocol_and_path,
-)
+from kedro.io.core import DatasetError, Version, get_filepath_str
 
-from alexnet_cifar10.datasets.atomic import AtomicVersionMixin
+from alexnet_cifar10.datasets.atomic import FileVersionedDataset
 
 
-class NpzDataset(AtomicVersionMixin, AbstractVersionedDataset[dict, dict]):
+class NpzDataset(FileVersionedDataset):
     """Saves and loads ``dict[str, np.ndarray]`` as ``.npz`` (never pickled objects).
 
     Arrays keep their dtype, so uint8 images stay a quarter of their float32 size.
@@ -33,7 +24,7 @@ class NpzDataset(AtomicVersionMixin, AbstractVersionedDataset[dict, dict]):
           versioned: true
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         filepath: str,
@@ -44,28 +35,17 @@ class NpzDataset(AtomicVersionMixin, AbstractVersionedDataset[dict, dict]):
         metadata: dict[str, Any] | None = None,
     ) -> None:
         """Creates the dataset; ``filepath`` may carry any fsspec protocol."""
-        protocol, path = get_protocol_and_path(filepath, version)
-        fs_args = deepcopy(fs_args) or {}
-        if protocol == "file":
-            fs_args.setdefault("auto_mkdir", True)
-        self._protocol = protocol
-        self._fs = fsspec.filesystem(protocol, **(credentials or {}), **fs_args)
-        self._compress = compress
-        self.metadata = metadata
         super().__init__(
-            filepath=PurePosixPath(path),
+            filepath=filepath,
             version=version,
-            exists_function=self._fs.exists,
-            glob_function=self._fs.glob,
+            credentials=credentials,
+            fs_args=fs_args,
+            metadata=metadata,
         )
+        self._compress = compress
 
     def _describe(self) -> dict[str, Any]:
-        return {
-            "filepath": self._filepath,
-            "protocol": self._protocol,
-            "compress": self._compress,
-            "version": self._version,
-        }
+        return {**super()._describe(), "compress": self._compress}
 
     def load(self) -> dict[str, np.ndarray]:
         load_path = get_filepath_str(self._get_load_path(), self._protocol)
@@ -83,10 +63,3 @@ class NpzDataset(AtomicVersionMixin, AbstractVersionedDataset[dict, dict]):
         writer = np.savez_compressed if self._compress else np.savez
         with self._staged_save() as path, self._fs.open(path, mode="wb") as handle:
             writer(handle, **data)
-
-    def _exists(self) -> bool:
-        try:
-            load_path = get_filepath_str(self._get_load_path(), self._protocol)
-        except DatasetError:
-            return False
-        return self._fs.exists(load_path)
