@@ -1,0 +1,68 @@
+"""Helpers shared by the benchmark scripts: the project's parameters, data and timers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from kedro.config import OmegaConfigLoader
+
+from alexnet_cifar10.datasets import CIFAR10Dataset
+from alexnet_cifar10.pipelines.data_processing.nodes import build_model_inputs, split_dataset
+from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
+
+ROOT = Path(__file__).resolve().parents[1]
+Split = dict[str, np.ndarray]
+
+
+def load_parameters(env: str) -> dict[str, Any]:
+    """The parameters of config env ``env`` ('base': the published recipe), merged as Kedro does."""
+    loader = OmegaConfigLoader(
+        conf_source=str(ROOT / "conf"),
+        env=None if env == CONFIG_LOADER_ARGS["base_env"] else env,
+        **CONFIG_LOADER_ARGS,
+    )
+    return loader["parameters"]
+
+
+def _cap(split: Split, limit: int | None, seed: int) -> Split:
+    if limit is None or limit >= len(split["images"]):
+        return split
+    keep = np.sort(np.random.default_rng(seed).permutation(len(split["images"]))[:limit])
+    return {key: value[keep] for key, value in split.items()}
+
+
+def load_splits(
+    cifar_root: str | Path,
+    params: dict[str, Any],
+    limits: tuple[int | None, int | None, int | None] = (None, None, None),
+) -> tuple[Split, Split, Split]:
+    """Train/validation/test as the data_processing pipeline makes them, each capped if asked."""
+    data = CIFAR10Dataset(path=str(cifar_root)).load()
+    split = split_dataset(data, params["data_processing"], params["seed"])
+    splits = build_model_inputs(data, split, params["class_names"])
+    train, validation, test = (
+        _cap(s, limit, params["seed"]) for s, limit in zip(splits, limits, strict=True)
+    )
+    return train, validation, test
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall seconds of each epoch (validation included); no per-batch hook, so Keras keeps
+    dispatching batches asynchronously."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        # Keras turns the epoch's logs into Python floats before this call, so the last
+        # step has finished on the device by now.
+        self.seconds.append(time.perf_counter() - self._start)
