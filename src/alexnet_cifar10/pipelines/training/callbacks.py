@@ -55,6 +55,10 @@ class ResumePoint(keras.callbacks.BackupAndRestore):
     between the two leaves more rows than epochs, and ``EpochLog`` drops the extra ones.
     """
 
+    # save_freq="epoch" never saves on a batch. Keeping the base class's no-op batch hook
+    # keeps Keras' asynchronous dispatch on: any batch hook makes the host wait each step.
+    on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
+
     def __init__(self, backup_dir: Path, epoch_log: EpochLog) -> None:
         super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=True)
         self.epoch_log = epoch_log

@@ -219,8 +219,14 @@ def train_model(
     params: dict[str, Any],
     seed: int,
     run_label: str,
+    *,
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> tuple[keras.Model, pd.DataFrame, dict[str, Any]]:
-    """Build, compile and fit the network; return it, its history and the run's facts."""
+    """Build, compile and fit the network; return it, its history and the run's facts.
+
+    ``callbacks`` (not a pipeline input) are added after the node's own, for benchmarks
+    that watch the fit, e.g. to evaluate the test set per epoch outside the pipeline.
+    """
     validate_training_params(params)
     keras.utils.set_random_seed(seed)
     device = keras.distribution.list_devices()[0]
@@ -250,9 +256,10 @@ def train_model(
         jit_compile=params["jit_compile"],
     )
     epoch_log = EpochLog(params["epochs"])
-    callbacks: list[keras.callbacks.Callback] = [epoch_log]
+    fit_callbacks: list[keras.callbacks.Callback] = [epoch_log]
     if params["resume"]["enabled"]:
-        callbacks.append(ResumePoint(_resume_dir(params, seed, train), epoch_log))
+        fit_callbacks.append(ResumePoint(_resume_dir(params, seed, train), epoch_log))
+    fit_callbacks.extend(callbacks or [])
     start = time.perf_counter()
     model.fit(
         train["images"],
@@ -261,7 +268,7 @@ def train_model(
         epochs=params["epochs"],
         batch_size=params["batch_size"],
         shuffle=True,
-        callbacks=callbacks,
+        callbacks=fit_callbacks,
         verbose=1 if sys.stdout.isatty() else 0,
     )
     fit_seconds = time.perf_counter() - start
