@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Any
@@ -94,10 +96,12 @@ class GracefulStopHook:
     @staticmethod
     def _stop(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
-        logger.warning(
-            "Stopped by %s: no partial version was published; run again to "
-            "continue (training resumes when training.resume.enabled).",
-            name,
+        # Written straight to the file descriptor: the signal may arrive while a logging
+        # handler is half-way through a write, and re-entering it would fail.
+        os.write(
+            sys.stderr.fileno(),
+            f"Stopped by {name}: no partial version was published; run again to continue "
+            "(training resumes when training.resume.enabled).\n".encode(),
         )
         raise SystemExit(128 + signum)
 
