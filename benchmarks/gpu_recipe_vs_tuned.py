@@ -22,13 +22,10 @@ Environment: ``CIFAR_ROOT`` (folder holding ``cifar-10-batches-py``), ``OUT`` (d
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import logging
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -103,34 +100,12 @@ class TestAccuracyClock(keras.callbacks.Callback):
         return self._excluded
 
 
-@contextmanager
-def _fit_callbacks(extra: list[keras.callbacks.Callback]) -> Iterator[None]:
-    """Append ``extra`` to the callbacks of every ``Model.fit`` call inside the block.
-
-    Used only while ``train_model`` has no ``callbacks`` argument of its own.
-    """
-    original = keras.Model.fit
-
-    def fit(self: keras.Model, *args: Any, callbacks: Any = None, **kwargs: Any) -> Any:
-        return original(self, *args, callbacks=[*(callbacks or []), *extra], **kwargs)
-
-    keras.Model.fit = fit
-    try:
-        yield
-    finally:
-        keras.Model.fit = original
-
-
 def _train(
     splits: tuple[Split, Split, Split], training: dict, seed: int, label: str
 ) -> tuple[keras.Model, dict, TestAccuracyClock]:
     train, validation, test = splits
     clock = TestAccuracyClock(test, batch_size=max(training["batch_size"], 500))
-    if "callbacks" in inspect.signature(train_model).parameters:
-        model, _, facts = train_model(train, validation, training, seed, label, callbacks=[clock])
-    else:
-        with _fit_callbacks([clock]):
-            model, _, facts = train_model(train, validation, training, seed, label)
+    model, _, facts = train_model(train, validation, training, seed, label, callbacks=[clock])
     return model, facts, clock
 
 
