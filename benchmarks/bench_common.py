@@ -12,6 +12,7 @@ from kedro.config import OmegaConfigLoader
 
 from alexnet_cifar10.datasets import CIFAR10Dataset
 from alexnet_cifar10.pipelines.data_processing.nodes import build_model_inputs, split_dataset
+from alexnet_cifar10.pipelines.training.nodes import build_model, train_model
 from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +49,25 @@ def load_splits(
         _cap(s, limit, params["seed"]) for s, limit in zip(splits, limits, strict=True)
     )
     return train, validation, test
+
+
+def train_with_nodes(
+    train: Split,
+    validation: Split,
+    training: dict[str, Any],
+    seed: int,
+    label: str,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> tuple[keras.Model, Any, dict[str, Any]]:
+    """Build and fit the network with the training pipeline's own nodes, as a run does."""
+    class_names = [str(label) for label in range(train["labels"].shape[1])]
+    model = build_model(
+        training["model"], training["augmentation"], training["precision"], seed, class_names
+    )
+    context = {"kedro_env": "benchmark", "save_version": "benchmark"}
+    return train_model(
+        model, train, validation, training, seed, label, context, callbacks=callbacks
+    )
 
 
 class EpochTimer(keras.callbacks.Callback):

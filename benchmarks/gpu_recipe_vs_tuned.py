@@ -33,8 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 
-from alexnet_cifar10.pipelines.training.nodes import train_model
-from bench_common import ROOT, Split, load_parameters, load_splits
+from bench_common import ROOT, Split, load_parameters, load_splits, train_with_nodes
 
 TARGET = float(os.environ.get("BENCH_TARGET", "0.7387"))
 
@@ -105,7 +104,7 @@ def _train(
 ) -> tuple[keras.Model, dict, TestAccuracyClock]:
     train, validation, test = splits
     clock = TestAccuracyClock(test, batch_size=max(training["batch_size"], 500))
-    model, _, facts = train_model(train, validation, training, seed, label, callbacks=[clock])
+    model, _, facts = train_with_nodes(train, validation, training, seed, label, [clock])
     return model, facts, clock
 
 

@@ -30,13 +30,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 
-from alexnet_cifar10.pipelines.training.nodes import train_model
-from bench_common import Split, load_parameters, load_splits
+from bench_common import Split, load_parameters, load_splits, train_with_nodes
 
 
 def node_step_ms(train: Split, validation: Split, training: dict, seed: int) -> tuple:
     """Median step time of epochs 2.. through the node; also return the trained model."""
-    model, history, _ = train_model(train, validation, training, seed, "benchmark: input path")
+    model, history, _ = train_with_nodes(train, validation, training, seed, "benchmark: input path")
     steps = math.ceil(len(train["images"]) / training["batch_size"])
     seconds = [float(s) for s in history["epoch_seconds"]][1:]
     return statistics.median(seconds) / steps * 1e3, model

@@ -24,8 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 
 from alexnet_cifar10.model import build_alexnet
-from alexnet_cifar10.pipelines.training.nodes import LOSSES, OPTIMIZERS, train_model
-from bench_common import EpochTimer, Split, load_parameters, load_splits
+from alexnet_cifar10.pipelines.training.nodes import LOSSES, OPTIMIZERS
+from bench_common import EpochTimer, Split, load_parameters, load_splits, train_with_nodes
 
 
 def plain_fit(train: Split, validation: Split, params: dict, seed: int) -> list[float]:
@@ -43,8 +43,10 @@ def plain_fit(train: Split, validation: Split, params: dict, seed: int) -> list[
     if opt.get("weight_decay") is not None:
         kwargs["weight_decay"] = opt["weight_decay"]
     model.compile(
-        optimizer=OPTIMIZERS[opt["name"]](**kwargs),
-        loss=LOSSES[params["loss"]](label_smoothing=params["label_smoothing"]),
+        optimizer=getattr(keras.optimizers, OPTIMIZERS[opt["name"]])(**kwargs),
+        loss=getattr(keras.losses, LOSSES[params["loss"]])(
+            label_smoothing=params["label_smoothing"]
+        ),
         metrics=["accuracy"],
         jit_compile=params["jit_compile"],
     )
@@ -64,7 +66,7 @@ def plain_fit(train: Split, validation: Split, params: dict, seed: int) -> list[
 
 def node_fit(train: Split, validation: Split, params: dict, seed: int) -> list[float]:
     """Train with the project's node; return the epochs' wall seconds from its history."""
-    _, history, _ = train_model(train, validation, params, seed, "benchmark: node vs fit")
+    _, history, _ = train_with_nodes(train, validation, params, seed, "benchmark: node vs fit")
     return [float(s) for s in history["epoch_seconds"]]
 
 

@@ -1,11 +1,17 @@
-"""Helpers to drive the kedro CLI in a throw-away project, as a user would."""
+"""Helpers to drive the kedro CLI in a throw-away copy of the project, as a user would."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from synthetic_cifar import release_files, write_archive
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
 
 ENV = {
     **os.environ,
@@ -16,13 +22,31 @@ ENV = {
 }
 
 
+def make_project(root: Path) -> Path:
+    """Copy the project's code and configuration to ``root``, a synthetic archive in
+    data/01_raw."""
+    root.mkdir(parents=True)
+    shutil.copy(REPO / "pyproject.toml", root)
+    shutil.copy(REPO / ".telemetry", root)
+    shutil.copytree(REPO / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir()
+    shutil.copytree(
+        REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    write_archive(root / "data" / "01_raw", release_files(per_batch=50))
+    return root
+
+
 def kedro(
     project: Path,
     *args: str,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run ``kedro ARGS`` in ``project`` and wait for it."""
-    return subprocess.run(
+    """Run ``kedro ARGS`` in ``project`` and wait for it. ``result.log`` holds the run's
+    log messages, one per line (the console wraps long ones to the terminal's width)."""
+    log_file = project / "info.log"
+    log_file.unlink(missing_ok=True)
+    result = subprocess.run(
         [sys.executable, "-m", "kedro", *args],
         cwd=project,
         env={**ENV, **(env or {})},
@@ -31,6 +55,8 @@ def kedro(
         timeout=600,
         check=False,
     )
+    result.log = log_file.read_text() if log_file.exists() else ""
+    return result
 
 
 def start_kedro(

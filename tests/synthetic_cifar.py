@@ -79,3 +79,14 @@ def write_archive(root: Path, files: dict[str, bytes]) -> Path:
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))
     return archive
+
+
+def make_split(num_images: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """A model-input split: random uint8 images, one-hot labels, official indices."""
+    rng = np.random.default_rng(seed)
+    labels = np.eye(len(CLASS_NAMES), dtype=np.float32)[rng.integers(0, 10, num_images)]
+    return {
+        "images": rng.integers(0, 256, (num_images, 32, 32, 3), dtype=np.uint8),
+        "labels": labels,
+        "index": np.sort(rng.choice(50_000, num_images, replace=False)),
+    }

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from kedro_cli import kedro
 
+pytestmark = pytest.mark.slow
+
 nbformat = pytest.importorskip("nbformat", reason="nbformat is in the test extra")
 nbclient = pytest.importorskip("nbclient", reason="nbclient is in the test extra")
 

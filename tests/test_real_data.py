@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SHARED_CIFAR
+from kedro_cli import SHARED_CIFAR
 from synthetic_cifar import CLASS_NAMES
 
 from alexnet_cifar10.datasets import CIFAR10Dataset
 from alexnet_cifar10.pipelines.data_processing.nodes import split_dataset, summarise_dataset
 
-pytestmark = pytest.mark.skipif(
-    not SHARED_CIFAR.is_dir(),
-    reason=f"the real CIFAR-10 is not at {SHARED_CIFAR} (only the synthetic tests run)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not SHARED_CIFAR.is_dir(),
+        reason=f"the real CIFAR-10 is not at {SHARED_CIFAR} (only the synthetic tests run)",
+    ),
+]
 
 
 def test_real_release_splits_and_statistics() -> None:
@@ -21,7 +24,7 @@ def test_real_release_splits_and_statistics() -> None:
     split = split_dataset(
         data, {"validation_fraction": 0.2, "stratify": True, "subset_fraction": 1.0}, seed=42
     )
-    report = summarise_dataset(data, split, CLASS_NAMES)
+    report = summarise_dataset(data, split, CLASS_NAMES, "full run")
     splits = report["splits"]
     assert [splits[k]["images"] for k in ("train", "validation", "test")] == [40000, 10000, 10000]
     assert set(splits["official_train"]["class_counts"].values()) == {5000}

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from kedro_cli import kedro, versions
+from test_validation import WRONG_TOP_LEVEL
+
+pytestmark = pytest.mark.slow
 
 VERSIONED = {
     "02_intermediate": ["dataset_split.npz"],
@@ -16,18 +21,20 @@ VERSIONED = {
         "model_input_validation.npz",
         "model_input_test.npz",
     ],
-    "06_models": ["alexnet.keras"],
-    "07_model_output": ["training_history.csv", "test_predictions.csv"],
+    "06_models": ["alexnet_untrained.keras", "alexnet.keras"],
+    "07_model_output": ["training_history.csv", "training_run.json", "test_predictions.csv"],
     "08_reporting": [
         "dataset_report.json",
         "sample_images.png",
-        "training_run.json",
+        "model_summary.csv",
         "test_metrics.json",
         "accuracy_plot.png",
         "loss_plot.png",
         "confusion_matrix.png",
     ],
 }
+# What a user must never see on a plain run's console.
+NOISE = ("I0000", "oneDNN", "cuInit", "absl::", "cuda drivers", "Traceback", "Deprecat")
 
 
 def snapshot(project: Path) -> dict[str, str]:
@@ -39,18 +46,27 @@ def snapshot(project: Path) -> dict[str, str]:
     }
 
 
+def read(project: Path, layer: str, name: str, version: str) -> Path:
+    """The file of one version of a dataset."""
+    return project / "data" / layer / name / version / name
+
+
 def test_run_then_evaluate_alone_then_again(finished_project: Path) -> None:
     project = finished_project
     for layer, names in VERSIONED.items():
         for name in names:
             assert len(versions(project, layer, name)) == 1, f"{layer}/{name}"
     [model_version] = versions(project, "06_models", "alexnet.keras")
-    metrics_file = project / "data/08_reporting/test_metrics.json"
-    first = json.loads(next(metrics_file.glob("*/test_metrics.json")).read_text())
+    first = json.loads(
+        read(project, "08_reporting", "test_metrics.json", model_version).read_text()
+    )
     assert first["run_label"].startswith("TEST RUN")
+    assert (first["kedro_env"], first["model_version"]) == ("test", model_version)
     assert first["test_images"] == 50
-    history = next((project / "data/07_model_output/training_history.csv").glob("*/*.csv"))
+    history = read(project, "07_model_output", "training_history.csv", model_version)
     assert history.read_text().splitlines()[0].startswith("epoch,")
+    summary = pd.read_csv(read(project, "08_reporting", "model_summary.csv", model_version))
+    assert summary["layer"].iloc[-1] == "total"
     before = snapshot(project)
 
     # Re-evaluate the latest model without retraining, with both spellings of the flag.
@@ -59,18 +75,6 @@ def test_run_then_evaluate_alone_then_again(finished_project: Path) -> None:
         assert result.returncode == 0, result.stderr[-4000:]
     assert versions(project, "06_models", "alexnet.keras") == [model_version]
     assert len(versions(project, "08_reporting", "test_metrics.json")) == 3
-    result = kedro(
-        project,
-        "run",
-        "--env",
-        "test",
-        "--pipeline",
-        "evaluate",
-        "--load-versions",
-        f"model:{model_version}",
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert len(versions(project, "08_reporting", "test_metrics.json")) == 4
 
     # A second data_processing run adds versions and leaves the first run's files untouched.
     result = kedro(project, "run", "--env", "test", "--pipelines", "data_processing")
@@ -80,17 +84,101 @@ def test_run_then_evaluate_alone_then_again(finished_project: Path) -> None:
     assert {path: after[path] for path in before} == before
 
 
-@pytest.mark.parametrize(
-    ("override", "named"),
-    [
-        ("training.epochs=0", "training.epochs"),
-        ("training.optimizer.name=adamax", "training.optimizer.name"),
-    ],
-)
-def test_bad_parameters_stop_the_run_before_any_node(
-    project: Path, override: str, named: str
+def test_a_plain_run_prints_no_backend_noise_nor_deprecations(project: Path) -> None:
+    result = kedro(project, "run", "--env", "test")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    output = result.stdout + result.stderr
+    assert [word for word in NOISE if word in output] == []
+    assert "Training on cpu:0" in output
+
+
+def test_results_are_labelled_by_the_model_not_by_the_command(finished_project: Path) -> None:
+    """A model trained in `test`, evaluated by a command in another environment, keeps its
+    own label; `--load-versions model:<older>` evaluates that older model, with its own
+    history and facts."""
+    project = finished_project
+    [older] = versions(project, "06_models", "alexnet.keras")
+    other = project / "conf" / "other"
+    shutil.copytree(project / "conf" / "test", other)
+    (other / "parameters.yml").write_text(
+        (other / "parameters.yml").read_text().replace("TEST RUN: synthetic data", "OTHER RUN")
+        + "\nseed: 7\n"
+    )
+    result = kedro(project, "run", "--env", "other", "--pipelines", "training")
+    assert result.returncode == 0, result.stderr[-4000:]
+    newer = versions(project, "06_models", "alexnet.keras")[-1]
+
+    result = kedro(project, "run", "--env", "other", "--pipelines", "evaluate")
+    assert result.returncode == 0, result.stderr[-4000:]
+    result = kedro(
+        project, "run", "--env", "other", "--pipelines", "evaluate",
+        "--load-versions", f"model:{older}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    *_, on_newer, on_older = versions(project, "08_reporting", "test_metrics.json")
+    metrics = {
+        version: json.loads(read(project, "08_reporting", "test_metrics.json", version).read_text())
+        for version in (on_newer, on_older)
+    }
+    assert (metrics[on_newer]["run_label"], metrics[on_newer]["kedro_env"]) == (
+        "OTHER RUN",
+        "other",
+    )
+    assert metrics[on_newer]["model_version"] == newer
+    assert (metrics[on_older]["run_label"], metrics[on_older]["kedro_env"]) == (
+        "TEST RUN: synthetic data",
+        "test",
+    )
+    assert metrics[on_older]["model_version"] == older
+    predictions = pd.read_csv(read(project, "07_model_output", "test_predictions.csv", on_older))
+    assert set(predictions["model_version"]) == {older}
+    first = pd.read_csv(read(project, "07_model_output", "test_predictions.csv", older))
+    pd.testing.assert_frame_equal(predictions, first)
+
+
+@pytest.mark.parametrize(("key", "value", "line"), WRONG_TOP_LEVEL)
+def test_a_wrong_type_on_the_command_line_stops_the_run_before_any_node(
+    project: Path, key: str, value: object, line: str
 ) -> None:
-    result = kedro(project, "run", "--env", "test", "--params", override)
-    assert result.returncode != 0
-    assert f"Parameter '{named}' must be" in result.stdout + result.stderr
+    given = json.dumps(value) if not isinstance(value, str) else value
+    result = kedro(project, "run", "--env", "test", "--params", f"{key}={given}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert f"Run stopped: {line}\n" in result.log or f"Error: {line}" in output, output[-3000:]
+    assert "Traceback" not in output
     assert not (project / "data" / "02_intermediate" / "dataset_split.npz").exists()
+
+
+def test_evaluate_on_a_fresh_clone_says_which_command_makes_its_inputs(project: Path) -> None:
+    result = kedro(project, "run", "--env", "test", "--pipelines", "evaluate")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert "Traceback" not in output and "Did not find any versions" not in output
+    assert (
+        "Run stopped: Input 'model' was never produced: no saved version under "
+        f"'{project}/data/06_models/alexnet.keras'. Make it with `kedro run --pipelines "
+        "training` (or `kedro run` for everything).\n"
+    ) in result.log
+    assert (
+        "Run stopped: Input 'model_input_test' was never produced: no saved version under "
+        f"'{project}/data/05_model_input/model_input_test.npz'. Make it with `kedro run "
+        "--pipelines data_processing` (or `kedro run` for everything).\n"
+    ) in result.log
+
+
+def test_an_unknown_model_version_is_named(finished_project: Path) -> None:
+    result = kedro(
+        finished_project, "run", "--env", "test", "--pipelines", "evaluate",
+        "--load-versions", "model:2000-01-01T00.00.00.000Z",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Input 'model' has no version '2000-01-01T00.00.00.000Z' under" in result.log
+
+
+def test_a_mistyped_pipeline_name_lists_the_pipelines(project: Path) -> None:
+    result = kedro(project, "run", "--env", "test", "--pipelines", "evalute")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: No pipeline named 'evalute'; the pipelines are: __default__, data_processing, "
+        "evaluate, training."
+    ]

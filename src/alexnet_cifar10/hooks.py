@@ -1,4 +1,4 @@
-"""Project hooks: early parameter checks, run-local versions, clean interruption."""
+"""Project hooks: checks before the first node, run-local versions, clean interruption."""
 
 from __future__ import annotations
 
@@ -11,40 +11,135 @@ from types import FrameType
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.framework.project import settings
 from kedro.io import DatasetError
 from kedro.io.core import AbstractVersionedDataset, Version
 from kedro.pipeline import Pipeline
 
-from alexnet_cifar10.pipelines.training.nodes import (
-    TrainingDivergedError,
-    validate_training_params,
-)
-from alexnet_cifar10.validation import ParameterError
+from alexnet_cifar10.backend import start_quietly
+from alexnet_cifar10.datasets import KerasModelDataset
+from alexnet_cifar10.pipeline_registry import producers
+from alexnet_cifar10.pipelines.training.nodes import TrainingDivergedError
+from alexnet_cifar10.validation import SECTIONS, ParameterError, validate_parameters
 
 logger = logging.getLogger(__name__)
 
 # Errors whose message says all a user needs: a traceback through Kedro adds only noise.
 USER_ERRORS = (ParameterError, TrainingDivergedError, DatasetError)
+# Saved by train_model together with the model: an evaluated model's own run facts and
+# history, whichever model version is evaluated.
+MODEL_COMPANIONS = ("training_run", "training_history")
+
+
+class MissingInputError(DatasetError):
+    """A pipeline input that no earlier run has saved."""
 
 
 def _end_run(error: Exception) -> None:
-    logger.error("Run stopped: %s", error)
+    for line in str(error).splitlines():
+        logger.error("Run stopped: %s", line)
     raise SystemExit(1) from error
 
 
-class ValidateParametersHook:
-    """Rejects bad training parameters before any node of the run starts."""
+def _sections_used(pipeline: Pipeline) -> set[str]:
+    """The top-level parameter keys that the pipeline's nodes read."""
+    names = {name for node in pipeline.nodes for name in node.inputs}
+    if "parameters" in names:
+        return set(SECTIONS)
+    return {name[len("params:") :].split(".")[0] for name in names if name.startswith("params:")}
+
+
+def _missing_input_lines(
+    pipeline: Pipeline, catalog: Any, load_versions: dict[str, str]
+) -> list[str]:
+    made_by = producers()
+    lines = []
+    for name in sorted(pipeline.inputs() & made_by.keys()):
+        if catalog.exists(name):
+            continue
+        where = getattr(catalog.get(name), "_filepath", name)
+        if name in load_versions:
+            lines.append(
+                f"Input '{name}' has no version '{load_versions[name]}' under '{where}': "
+                "pick one of the folders there in --load-versions."
+            )
+        else:
+            lines.append(
+                f"Input '{name}' was never produced: no saved version under '{where}'. "
+                f"Make it with `kedro run --pipelines {made_by[name]}` (or `kedro run` "
+                "for everything)."
+            )
+    return lines
+
+
+class PreflightHook:
+    """Before the first node of any run: every parameter the run uses is valid and every
+    input an earlier run must have saved is there; otherwise one line per problem and
+    exit status 1, with nothing run and nothing written."""
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any
+    ) -> None:
+        """Check parameters, then inputs."""
+        try:
+            validate_parameters(catalog.load("parameters"), _sections_used(pipeline))
+            missing = _missing_input_lines(pipeline, catalog, run_params.get("load_versions") or {})
+            if missing:
+                raise MissingInputError("\n".join(missing))
+        except (ParameterError, MissingInputError) as error:
+            _end_run(error)
+
+
+def _pin(dataset: AbstractVersionedDataset, version: str) -> None:
+    # Kedro has no public setter; replacing the catalog entry would warn each run.
+    dataset._version = Version(version, version)  # noqa: SLF001
+
+
+class RunVersionsHook:
+    """Makes a run read the versions that belong together, and records where it ran.
+
+    - Kedro loads the newest version of a dataset; when two runs overlap, run A's
+      evaluate would pick up run B's model. Every versioned dataset that this run both
+      writes and reads is pinned to this run's save version.
+    - A model evaluated without being trained in the run (the newest, or the one named
+      by ``--load-versions model:<version>``) is read with its own ``training_run`` and
+      ``training_history``, so that its results carry its own label.
+    - ``run_context`` (Kedro environment, save version) is published for the nodes.
+
+    ``--load-versions`` always wins.
+    """
 
     @hook_impl
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any
     ) -> None:
-        """Validate ``params:training`` when the run includes training."""
-        if any(node.name == "train_model" for node in pipeline.nodes):
-            try:
-                validate_training_params(catalog.load("params:training"))
-            except ParameterError as error:
-                _end_run(error)
+        """Pin versions, then publish the run context."""
+        pinned = set(run_params.get("load_versions") or {})
+        for name in pipeline.all_outputs() & pipeline.all_inputs() - pinned:
+            dataset = catalog.get(name)
+            if isinstance(dataset, AbstractVersionedDataset):
+                _pin(dataset, dataset.resolve_save_version())
+        if "model" in pipeline.inputs():
+            model_version = catalog.get("model").resolve_load_version()
+            for name in set(MODEL_COMPANIONS) & pipeline.inputs() - pinned:
+                companion = catalog.get(name)
+                if isinstance(companion, AbstractVersionedDataset):
+                    _pin(companion, model_version)
+        if "run_context" in pipeline.inputs():
+            env = run_params.get("env") or settings.CONFIG_LOADER_ARGS.get("default_run_env")
+            catalog.save("run_context", {"kedro_env": env, "save_version": run_params["run_id"]})
+
+
+class QuietBackendHook:
+    """Starts the deep-learning backend, without its start-up noise, for the runs that
+    read or write a Keras model; other runs never load it."""
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline: Pipeline, catalog: Any) -> None:
+        """Start Keras' backend if a dataset of the run holds a Keras model."""
+        if any(isinstance(catalog.get(name), KerasModelDataset) for name in pipeline.datasets()):
+            start_quietly()
 
 
 class UserErrorHook:
@@ -56,30 +151,6 @@ class UserErrorHook:
         """Turn the errors a user can fix into a clean exit."""
         if isinstance(error, USER_ERRORS):
             _end_run(error)
-
-
-class RunLocalVersionsHook:
-    """Makes a run read back its own outputs, not a concurrent run's newer versions.
-
-    Kedro loads the newest version of a dataset; when two runs overlap, run A's evaluate
-    would pick up run B's model. Every versioned dataset that this run both writes and
-    reads is pinned to this run's save version (unless ``--load-versions`` names it).
-    """
-
-    @hook_impl
-    def before_pipeline_run(
-        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any
-    ) -> None:
-        """Pin the load version of every dataset produced and consumed in this run."""
-        pinned = set(run_params.get("load_versions") or {})
-        for name in pipeline.all_outputs() & pipeline.all_inputs():
-            dataset = catalog.get(name)
-            if name in pinned or not isinstance(dataset, AbstractVersionedDataset):
-                continue
-            version = dataset.resolve_save_version()
-            if version is not None:
-                # Kedro has no public setter; replacing the catalog entry would warn each run.
-                dataset._version = Version(version, version)  # noqa: SLF001
 
 
 class GracefulStopHook:

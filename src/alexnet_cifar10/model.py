@@ -15,8 +15,6 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from alexnet_cifar10.validation import is_int, is_number, require_param
-
 INPUT_SHAPE = (32, 32, 3)
 
 
@@ -60,71 +58,8 @@ class RandomCropFlip(layers.Layer):
         return {**super().get_config(), "pad": self.pad, "flip": self.flip, "seed": self.seed}
 
 
-def validate_model_params(params: Mapping[str, Any], prefix: str = "training.model") -> None:
-    """Reject a network description that cannot be built, naming the parameter."""
-    convs = params.get("conv_layers")
-    require_param(
-        isinstance(convs, list) and len(convs) > 0,
-        f"{prefix}.conv_layers",
-        "a non-empty list of {filters, kernel_size, strides, pool}",
-        convs,
-    )
-    pool_size, pool_strides = params.get("pool_size"), params.get("pool_strides")
-    require_param(is_int(pool_size, 1), f"{prefix}.pool_size", "an integer >= 1", pool_size)
-    require_param(
-        is_int(pool_strides, 1), f"{prefix}.pool_strides", "an integer >= 1", pool_strides
-    )
-    size = INPUT_SHAPE[0]
-    for index, conv in enumerate(convs):
-        key = f"{prefix}.conv_layers[{index}]"
-        for field in ("filters", "kernel_size", "strides"):
-            require_param(
-                is_int(conv.get(field), 1), f"{key}.{field}", "an integer >= 1", conv.get(field)
-            )
-        require_param(
-            isinstance(conv.get("pool", False), bool),
-            f"{key}.pool",
-            "true or false",
-            conv.get("pool"),
-        )
-        size = -(-size // conv["strides"])
-        if conv.get("pool", False):
-            require_param(
-                size >= pool_size,
-                f"{key}.pool",
-                f"false here: the feature map is {size}x{size} at this point, smaller "
-                f"than the {pool_size}x{pool_size} pooling window (fewer pools, or "
-                "smaller strides or pool_size, keep the image at least 1x1)",
-                True,
-            )
-            size = (size - pool_size) // pool_strides + 1
-    units = params.get("dense_units")
-    require_param(
-        isinstance(units, list) and all(is_int(u, 1) for u in units),
-        f"{prefix}.dense_units",
-        "a list of integers >= 1",
-        units,
-    )
-    dropout = params.get("dropout")
-    require_param(
-        isinstance(dropout, int | float) and not isinstance(dropout, bool) and 0 <= dropout < 1,
-        f"{prefix}.dropout",
-        "a number in [0, 1)",
-        dropout,
-    )
-    momentum = params.get("batch_norm_momentum", 0.99)
-    require_param(
-        is_number(momentum) and 0 <= momentum < 1,
-        f"{prefix}.batch_norm_momentum",
-        "a number in [0, 1)",
-        momentum,
-    )
-    require_param(
-        isinstance(params.get("batch_norm", True), bool),
-        f"{prefix}.batch_norm",
-        "true or false",
-        params.get("batch_norm"),
-    )
+# Passed to keras.saving.load_model so that safe-mode loading rebuilds the custom layer.
+CUSTOM_OBJECTS = {keras.saving.get_registered_name(RandomCropFlip): RandomCropFlip}
 
 
 def build_alexnet(
@@ -134,8 +69,8 @@ def build_alexnet(
     dtype_policy: str = "float32",
     seed: int | None = None,
 ) -> keras.Model:
-    """Build the network described by ``params`` (see ``parameters_training.yml``)."""
-    validate_model_params(params)
+    """Build the network described by ``params`` (see ``parameters_training.yml``;
+    ``alexnet_cifar10.validation.Network`` says what they may hold)."""
     inputs = keras.Input(shape=INPUT_SHAPE, dtype="uint8", name="image")
     x = layers.Rescaling(1.0 / 255, dtype=dtype_policy, name="scale_to_unit")(inputs)
     if augmentation and augmentation.get("enabled", False):
@@ -178,3 +113,30 @@ def build_alexnet(
         num_classes, activation="softmax", dtype="float32", name="probabilities"
     )(x)
     return keras.Model(inputs, outputs, name="alexnet_cifar10")
+
+
+def _multiply_adds(layer: layers.Layer) -> int:
+    """Multiply-adds per image of a convolution or dense layer; 0 for the others
+    (scaling, BatchNorm and pooling are elementwise or comparisons, and cost little)."""
+    if isinstance(layer, layers.Conv2D):
+        kernel_h, kernel_w, channels_in, channels_out = layer.kernel.shape
+        out_h, out_w = layer.output.shape[1:3]
+        return int(out_h * out_w * channels_out * kernel_h * kernel_w * channels_in)
+    if isinstance(layer, layers.Dense):
+        units_in, units_out = layer.kernel.shape
+        return int(units_in * units_out)
+    return 0
+
+
+def layer_costs(model: keras.Model) -> list[dict[str, Any]]:
+    """Each layer's type, output shape, parameter count and multiply-adds per image."""
+    return [
+        {
+            "layer": layer.name,
+            "type": type(layer).__name__,
+            "output_shape": "x".join(str(size) for size in layer.output.shape[1:]),
+            "parameters": int(layer.count_params()),
+            "multiply_adds": _multiply_adds(layer),
+        }
+        for layer in model.layers
+    ]

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
+
+import alexnet_cifar10.pipelines
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -15,3 +20,17 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines = find_pipelines(raise_errors=True)
     pipelines["__default__"] = sum(pipelines.values())
     return pipelines
+
+
+def producers() -> dict[str, str]:
+    """The pipeline that makes each dataset, for messages about missing inputs.
+
+    Read from every pipeline package, whatever subset of pipelines the current run
+    loaded (Kedro loads only the requested ones).
+    """
+    made_by: dict[str, str] = {}
+    for module in pkgutil.iter_modules(alexnet_cifar10.pipelines.__path__):
+        package = importlib.import_module(f"alexnet_cifar10.pipelines.{module.name}")
+        for dataset in package.create_pipeline().all_outputs():
+            made_by.setdefault(dataset, module.name)
+    return made_by

@@ -1,25 +1,273 @@
-"""Parameter checks that name the offending key and its allowed values."""
+"""The project's parameters as one schema, checked once, before any node runs.
+
+Types, ranges and choices are declared with pydantic, strictly: ``"5"`` is not taken for
+5 nor ``true`` for 1, and unknown keys are refused, so a typo in ``--params`` cannot pass
+unnoticed. Rules that span several keys follow as plain checks. Every failure becomes one
+line that names the key, the allowed values and the value given.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+INPUT_SIZE = 32
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+_STRICT = ConfigDict(strict=True, extra="forbid")
 
 
 class ParameterError(ValueError):
-    """A parameter outside its allowed values, named with its key path."""
+    """Parameters outside their allowed values, one line each."""
 
 
-def require_param(condition: bool, key: str, allowed: str, value: Any) -> None:
-    """Raise ``ParameterError`` naming ``key`` and its allowed values unless ``condition``."""
-    if not condition:
-        raise ParameterError(f"Parameter '{key}' must be {allowed}; got {value!r}.")
+class _Schema(BaseModel):
+    model_config = _STRICT
 
 
-def is_number(value: Any) -> bool:
-    """True for ints and floats, False for bools and everything else."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
+class ConvLayer(_Schema):
+    filters: PositiveInt
+    kernel_size: PositiveInt
+    strides: PositiveInt
+    pool: bool = False
 
 
-def is_int(value: Any, minimum: int) -> bool:
-    """True for an int (not a bool) of at least ``minimum``."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+class Network(_Schema):
+    conv_layers: Annotated[list[ConvLayer], Field(min_length=1)]
+    pool_size: PositiveInt
+    pool_strides: PositiveInt
+    batch_norm: bool = True
+    batch_norm_momentum: Fraction = 0.99
+    dense_units: list[PositiveInt]
+    dropout: Fraction
+
+
+class Augmentation(_Schema):
+    enabled: bool
+    pad: Annotated[int, Field(ge=0, lt=INPUT_SIZE)]
+    horizontal_flip: bool
+
+
+class Optimizer(_Schema):
+    name: Literal["adam", "adamw", "sgd", "rmsprop"]
+    learning_rate: Annotated[float, Field(gt=0)]
+    weight_decay: Annotated[float, Field(ge=0)] | None = None
+
+
+class LearningRateSchedule(_Schema):
+    name: Literal["constant", "warmup_cosine"]
+    warmup_epochs: Annotated[float, Field(ge=0)] = 0
+
+
+class Resume(_Schema):
+    enabled: bool
+    backup_dir: Annotated[str, Field(min_length=1)]
+
+
+class Training(_Schema):
+    model: Network
+    augmentation: Augmentation
+    optimizer: Optimizer
+    lr_schedule: LearningRateSchedule
+    loss: Literal["categorical_crossentropy", "categorical_focal_crossentropy"]
+    label_smoothing: Fraction
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    precision: Literal["float32", "mixed_bfloat16"]
+    jit_compile: Literal["auto", True, False]
+    resume: Resume
+    progress_seconds: Annotated[float, Field(gt=0)]
+
+
+class DataProcessing(_Schema):
+    validation_fraction: Annotated[float, Field(gt=0, lt=1)]
+    stratify: bool
+    subset_fraction: Annotated[float, Field(gt=0, le=1)]
+    sample_images_per_class: PositiveInt
+
+
+class Evaluate(_Schema):
+    batch_size: PositiveInt
+
+
+# Every top-level key of conf/*/parameters*.yml and the schema of its value.
+SECTIONS: dict[str, Any] = {
+    "seed": Annotated[int, Field(ge=0)],
+    "class_names": Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=2)],
+    "run_label": Annotated[str, Field(min_length=1)],
+    "data_processing": DataProcessing,
+    "training": Training,
+    "evaluate": Evaluate,
+}
+
+
+def _is_schema(schema: Any) -> bool:
+    return isinstance(schema, type) and issubclass(schema, BaseModel)
+
+
+_ADAPTERS = {
+    name: TypeAdapter(schema) if _is_schema(schema) else TypeAdapter(schema, config=_STRICT)
+    for name, schema in SECTIONS.items()
+}
+
+
+def _unwrap(schema: Any) -> Any:
+    while get_origin(schema) is Annotated:
+        schema = get_args(schema)[0]
+    return schema
+
+
+def _schema_at(loc: tuple[Any, ...]) -> Any:
+    """The schema that validates the value at ``loc``, or None if there is none."""
+    schema = _unwrap(SECTIONS.get(loc[0]))
+    for part in loc[1:]:
+        if isinstance(part, int) and get_origin(schema) is list:
+            schema = get_args(schema)[0]
+        elif _is_schema(schema) and part in schema.model_fields:
+            schema = schema.model_fields[part].annotation
+        else:
+            return None
+        schema = _unwrap(schema)
+    return schema
+
+
+def _key(loc: Iterable[Any]) -> str:
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
+    return key
+
+
+def _allowed(kind: str, message: str, context: Mapping[str, Any]) -> str:
+    """What the value must be, from pydantic's error: 'Input should be X' gives X."""
+    if kind == "too_short":
+        return f"a list of at least {context['min_length']} item(s)"
+    if kind == "string_too_short":
+        return f"a string of at least {context['min_length']} character(s)"
+    return message.removeprefix("Input should be ")
+
+
+def _line(
+    kind: str,
+    loc: tuple[Any, ...],
+    message: str = "",
+    value: Any = None,
+    context: Mapping[str, Any] | None = None,
+) -> str:
+    key = _key(loc)
+    if kind == "extra_forbidden":
+        parent = _schema_at(loc[:-1]) if len(loc) > 1 else None
+        known = sorted(parent.model_fields) if _is_schema(parent) else sorted(SECTIONS)
+        return f"Parameter '{key}' is not a parameter of this project (known: {known})."
+    if kind == "missing":
+        return f"Parameter '{key}' is missing."
+    schema = _schema_at(loc)
+    if _is_schema(schema):
+        allowed = f"a mapping with the keys {sorted(schema.model_fields)}"
+    else:
+        allowed = _allowed(kind, message, context or {})
+    return f"Parameter '{key}' must be {allowed}; got {value!r}."
+
+
+def _pool_plan(network: Network) -> list[str]:
+    """Each pooling must still find a feature map at least as large as its window."""
+    size = INPUT_SIZE
+    for index, conv in enumerate(network.conv_layers):
+        size = -(-size // conv.strides)
+        if not conv.pool:
+            continue
+        if size < network.pool_size:
+            return [
+                f"Parameter 'training.model.conv_layers[{index}].pool' must be false here: "
+                f"the feature map is {size}x{size} at this point, smaller than the "
+                f"{network.pool_size}x{network.pool_size} pooling window (fewer pools, or "
+                "smaller strides or pool_size, keep the image at least 1x1); got True."
+            ]
+        size = (size - network.pool_size) // network.pool_strides + 1
+    return []
+
+
+def _training_rules(training: Training) -> list[str]:
+    problems = []
+    decay = training.optimizer.weight_decay
+    if decay is not None and training.optimizer.name not in ("adamw", "sgd"):
+        problems.append(
+            "Parameter 'training.optimizer.weight_decay' must be null unless "
+            f"training.optimizer.name is adamw or sgd; got {decay!r}."
+        )
+    warmup = training.lr_schedule.warmup_epochs
+    if warmup >= training.epochs:
+        problems.append(
+            "Parameter 'training.lr_schedule.warmup_epochs' must be below training.epochs "
+            f"({training.epochs}); got {warmup!r}."
+        )
+    return problems + _pool_plan(training.model)
+
+
+def _class_name_rules(names: list[str]) -> list[str]:
+    if len(set(names)) == len(names):
+        return []
+    return [f"Parameter 'class_names' must be a list of distinct names; got {names!r}."]
+
+
+_RULES: dict[str, Callable[[Any], list[str]]] = {
+    "training": _training_rules,
+    "class_names": _class_name_rules,
+}
+
+
+def _section_problems(name: str, value: Any) -> list[str]:
+    try:
+        checked = _ADAPTERS[name].validate_python(value)
+    except ValidationError as error:
+        return [
+            _line(e["type"], (name, *e["loc"]), e["msg"], e.get("input"), e.get("ctx"))
+            for e in error.errors()
+        ]
+    return _RULES[name](checked) if name in _RULES else []
+
+
+def parameter_problems(params: Mapping[str, Any], sections: Iterable[str]) -> list[str]:
+    """One line per problem: unknown top-level keys, then anything wrong in the top-level
+    ``sections`` a run uses (a section that the run never reads cannot block it)."""
+    problems = [_line("extra_forbidden", (name,)) for name in params if name not in SECTIONS]
+    for name in sorted(set(sections) & set(SECTIONS)):
+        if name in params:
+            problems.extend(_section_problems(name, params[name]))
+        else:
+            problems.append(_line("missing", (name,)))
+    return problems
+
+
+def validate_parameters(params: Mapping[str, Any], sections: Iterable[str]) -> None:
+    """Raise ``ParameterError`` listing every problem of the sections a run uses."""
+    problems = parameter_problems(params, sections)
+    if problems:
+        raise ParameterError("\n".join(problems))
+
+
+def _leaves(overrides: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple]:
+    for key, value in overrides.items():
+        loc = (*prefix, *str(key).split("."))
+        if isinstance(value, Mapping) and _is_schema(_schema_at(loc)):
+            yield from _leaves(value, loc)
+        else:
+            yield loc, value
+
+
+def override_problems(overrides: Mapping[str, Any]) -> list[str]:
+    """Lines for ``--params`` values that Kedro cannot even merge into the configuration:
+    a list or mapping where the other kind of container is expected."""
+    problems = []
+    for loc, value in _leaves(overrides):
+        schema = _schema_at(loc) if loc[0] in SECTIONS else None
+        wants_mapping = _is_schema(schema)
+        wants_list = get_origin(schema) is list
+        if (wants_mapping and isinstance(value, list)) or (
+            wants_list and isinstance(value, Mapping)
+        ):
+            problems.append(_line("type", loc, "Input should be a valid list", value))
+    return problems

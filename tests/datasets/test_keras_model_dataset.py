@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from kedro.io.core import DatasetError, Version
@@ -35,6 +36,36 @@ def test_round_trip_predicts_the_same(tmp_path: Path) -> None:
     )
 
 
+def test_load_args_reach_keras_and_describe_lists_them(tmp_path: Path) -> None:
+    model = build_alexnet(TINY, num_classes=10)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    path = str(tmp_path / "m.keras")
+    KerasModelDataset(filepath=path, version=Version(None, None)).save(model)
+    dataset = KerasModelDataset(
+        filepath=path, version=Version(None, None), load_args={"compile": False}
+    )
+    assert dataset._describe()["load_args"] == {"compile": False, "safe_mode": True}
+    assert not dataset.load().compiled
+    assert KerasModelDataset(filepath=path, version=Version(None, None)).load().compiled
+
+
+def test_a_model_that_could_run_code_is_refused(tmp_path: Path) -> None:
+    inputs = keras.Input((2,))
+    outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)
+    path = str(tmp_path / "lambda.keras")
+    KerasModelDataset(filepath=path, version=Version(None, None)).save(keras.Model(inputs, outputs))
+    with pytest.raises(DatasetError, match="safe_mode"):
+        KerasModelDataset(filepath=path, version=Version(None, None)).load()
+
+
+def test_object_store_round_trip_through_fsspec_memory() -> None:
+    model = build_alexnet(TINY, num_classes=10)
+    path = "memory://models/m.keras"
+    KerasModelDataset(filepath=path, version=Version(None, None)).save(model)
+    loaded = KerasModelDataset(filepath=path, version=Version(None, None)).load()
+    assert loaded.count_params() == model.count_params()
+
+
 def test_needs_a_keras_filepath(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="needs a '.keras' filepath"):
         KerasModelDataset(filepath=str(tmp_path / "m.h5"))
@@ -54,7 +85,7 @@ JAX_SCRIPT = textwrap.dedent(
     import keras
     from kedro.io.core import Version
     from alexnet_cifar10.datasets import KerasModelDataset
-    from alexnet_cifar10.pipelines.training.nodes import train_model
+    from alexnet_cifar10.pipelines.training.nodes import build_model, train_model
 
     assert keras.backend.backend() == "jax"
     rng = np.random.default_rng(0)
@@ -69,9 +100,15 @@ JAX_SCRIPT = textwrap.dedent(
         "lr_schedule": {"name": "warmup_cosine", "warmup_epochs": 0.5},
         "loss": "categorical_crossentropy", "label_smoothing": 0.1, "epochs": 1,
         "batch_size": 16, "precision": "float32", "jit_compile": "auto",
-        "resume": {"enabled": False, "backup_dir": "unused"},
+        "resume": {"enabled": False, "backup_dir": "unused"}, "progress_seconds": 30,
     }
-    model, history, facts = train_model(split(48), split(16), params, 0, "jax check")
+    untrained = build_model(
+        params["model"], params["augmentation"], params["precision"], 0, list("abcdefghij")
+    )
+    context = {"kedro_env": "jax", "save_version": "v"}
+    model, history, facts = train_model(
+        untrained, split(48), split(16), params, 0, "jax check", context
+    )
     dataset = KerasModelDataset(filepath=sys.argv[1], version=Version(None, None))
     dataset.save(model)
     loaded = KerasModelDataset(filepath=sys.argv[1], version=Version(None, None)).load()
@@ -84,6 +121,7 @@ JAX_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_trains_saves_and_loads_under_jax_without_tensorflow(tmp_path: Path) -> None:
     pytest.importorskip("jax", reason="the 'test' extra installs jax for this check")
     env = {**os.environ, "KERAS_BACKEND": "jax"}

@@ -19,7 +19,9 @@ def test_round_trip_keeps_dtypes(tmp_path: Path, compress: bool) -> None:
         "labels": np.eye(2, dtype=np.float32),
     }
     dataset = NpzDataset(
-        filepath=str(tmp_path / "x.npz"), compress=compress, version=Version(None, None)
+        filepath=str(tmp_path / "x.npz"),
+        save_args={"compress": compress},
+        version=Version(None, None),
     )
     dataset.save(data)
     loaded = NpzDataset(filepath=str(tmp_path / "x.npz"), version=Version(None, None)).load()
@@ -44,3 +46,18 @@ def test_rejects_anything_but_a_dict_of_arrays(tmp_path: Path) -> None:
     dataset = NpzDataset(filepath=str(tmp_path / "x.npz"), version=Version(None, None))
     with pytest.raises(DatasetError, match="saves a dict of numpy arrays"):
         dataset.save([np.zeros(3)])
+
+
+def test_describe_lists_its_arguments(tmp_path: Path) -> None:
+    described = NpzDataset(
+        filepath=str(tmp_path / "x.npz"), save_args={"compress": True}
+    )._describe()
+    assert described["save_args"] == {"compress": True}
+    assert described["load_args"] == {}
+
+
+def test_object_store_round_trip_through_fsspec_memory() -> None:
+    path = "memory://bucket/inputs.npz"
+    NpzDataset(filepath=path, version=Version(None, None)).save({"a": np.arange(3)})
+    loaded = NpzDataset(filepath=path, version=Version(None, None)).load()
+    assert loaded["a"].tolist() == [0, 1, 2]

@@ -109,25 +109,43 @@ class AtomicVersionMixin:
 
 
 class FileVersionedDataset(AtomicVersionMixin, AbstractVersionedDataset[Any, Any]):
-    """Base of the project's own single-file versioned datasets: fsspec set-up, crash-safe
-    saves (write inside ``with self._staged_save() as path:``) and ``exists``."""
+    """Base of the project's own single-file versioned datasets: fsspec set-up, load and
+    save arguments over class defaults, crash-safe saves (write inside
+    ``with self._staged_save() as path:``) and ``exists``."""
 
-    def __init__(
+    DEFAULT_LOAD_ARGS: dict[str, Any] = {}
+    DEFAULT_SAVE_ARGS: dict[str, Any] = {}
+
+    def __init__(  # noqa: PLR0913
         self,
         *,
         filepath: str,
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
         version: Version | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        """Creates the dataset; ``filepath`` may carry any fsspec protocol."""
+        """Creates the dataset.
+
+        Args:
+            filepath: Where the file lives; any fsspec protocol (``s3://``, ``memory://``).
+            load_args: Passed to the loader, over ``DEFAULT_LOAD_ARGS``.
+            save_args: Passed to the writer, over ``DEFAULT_SAVE_ARGS``.
+            version: Load and save versions (Kedro fills it for ``versioned: true``).
+            credentials: Passed to the fsspec filesystem.
+            fs_args: Extra fsspec filesystem arguments.
+            metadata: Free-form metadata, used by kedro-viz.
+        """
         protocol, path = get_protocol_and_path(filepath, version)
         fs_args = deepcopy(fs_args) or {}
         if protocol == "file":
             fs_args.setdefault("auto_mkdir", True)
         self._protocol = protocol
         self._fs = fsspec.filesystem(protocol, **(credentials or {}), **fs_args)
+        self._load_args = {**self.DEFAULT_LOAD_ARGS, **(load_args or {})}
+        self._save_args = {**self.DEFAULT_SAVE_ARGS, **(save_args or {})}
         self.metadata = metadata
         super().__init__(
             filepath=PurePosixPath(path),
@@ -137,7 +155,13 @@ class FileVersionedDataset(AtomicVersionMixin, AbstractVersionedDataset[Any, Any
         )
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath, "protocol": self._protocol, "version": self._version}
+        return {
+            "filepath": self._filepath,
+            "protocol": self._protocol,
+            "load_args": self._load_args,
+            "save_args": self._save_args,
+            "version": self._version,
+        }
 
     def _exists(self) -> bool:
         try:

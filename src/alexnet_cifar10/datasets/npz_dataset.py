@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from kedro.io.core import DatasetError, Version, get_filepath_str
+from kedro.io.core import DatasetError, get_filepath_str
 
 from alexnet_cifar10.datasets.atomic import FileVersionedDataset
 
@@ -14,7 +14,7 @@ class NpzDataset(FileVersionedDataset):
     """Saves and loads ``dict[str, np.ndarray]`` as ``.npz`` (never pickled objects).
 
     Arrays keep their dtype, so uint8 images stay a quarter of their float32 size.
-    ``compress: true`` trades save and load time for disk space.
+    ``save_args: {compress: true}`` trades save and load time for disk space.
 
     Example catalog entry::
 
@@ -22,36 +22,17 @@ class NpzDataset(FileVersionedDataset):
           type: alexnet_cifar10.datasets.NpzDataset
           filepath: data/05_model_input/train.npz
           versioned: true
+          save_args:
+            compress: false
     """
 
-    def __init__(
-        self,
-        *,
-        filepath: str,
-        compress: bool = False,
-        version: Version | None = None,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        """Creates the dataset; ``filepath`` may carry any fsspec protocol."""
-        super().__init__(
-            filepath=filepath,
-            version=version,
-            credentials=credentials,
-            fs_args=fs_args,
-            metadata=metadata,
-        )
-        self._compress = compress
-
-    def _describe(self) -> dict[str, Any]:
-        return {**super()._describe(), "compress": self._compress}
+    DEFAULT_SAVE_ARGS: dict[str, Any] = {"compress": False}
 
     def load(self) -> dict[str, np.ndarray]:
         load_path = get_filepath_str(self._get_load_path(), self._protocol)
         with (
             self._fs.open(load_path, mode="rb") as handle,
-            np.load(handle, allow_pickle=False) as npz,
+            np.load(handle, allow_pickle=False, **self._load_args) as npz,
         ):
             return {key: npz[key] for key in npz.files}
 
@@ -60,6 +41,6 @@ class NpzDataset(FileVersionedDataset):
             raise DatasetError(
                 f"{type(self).__name__} saves a dict of numpy arrays; got {type(data).__name__}."
             )
-        writer = np.savez_compressed if self._compress else np.savez
+        writer = np.savez_compressed if self._save_args["compress"] else np.savez
         with self._staged_save() as path, self._fs.open(path, mode="wb") as handle:
             writer(handle, **data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import CachedDataset, DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from synthetic_cifar import CLASS_NAMES, release_files, write_folder
 
@@ -23,10 +23,15 @@ def test_pipeline_turns_a_release_into_model_inputs(tmp_path: Path) -> None:
         "params:data_processing.sample_images_per_class": 2,
         "params:seed": 0,
         "params:class_names": CLASS_NAMES,
+        "params:run_label": "slice",
     }
+    raw = CIFAR10Dataset(path=str(tmp_path))
+    reads = []
+    load = raw.load
+    raw.load = lambda: reads.append(1) or load()
     catalog = DataCatalog(
         datasets={
-            "cifar10_raw": CIFAR10Dataset(path=str(tmp_path)),
+            "cifar10_raw": CachedDataset(raw, copy_mode="assign"),
             **{name: MemoryDataset(value) for name, value in params.items()},
         }
     )
@@ -44,3 +49,4 @@ def test_pipeline_turns_a_release_into_model_inputs(tmp_path: Path) -> None:
     assert catalog.load("model_input_validation")["labels"].shape == (20, 10)
     assert catalog.load("model_input_test")["images"].shape == (20, 32, 32, 3)
     assert catalog.load("dataset_report")["splits"]["official_train"]["images"] == 100
+    assert len(reads) == 1, "four nodes read the release, which is parsed once"

@@ -1,151 +1,108 @@
-"""Unit tests of the network and the training node."""
+"""Unit tests of the training nodes: build, describe, compile and fit."""
 
 from __future__ import annotations
-
-import copy
 
 import keras
 import numpy as np
 import pytest
+from synthetic_cifar import CLASS_NAMES, make_split
 
-from alexnet_cifar10.model import RandomCropFlip, build_alexnet
 from alexnet_cifar10.pipelines.training.nodes import (
     TrainingDivergedError,
+    build_model,
+    summarise_model,
     train_model,
-    validate_training_params,
 )
-from alexnet_cifar10.validation import ParameterError
 
-from .conftest import make_split
+CONTEXT = {"kedro_env": "unit", "save_version": "2026-01-01T00.00.00.000Z"}
 
 
-def test_default_parameters_build_the_recipe_topology(recipe_training: dict) -> None:
-    model = build_alexnet(recipe_training["model"], num_classes=10)
-    kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds == [
-        "InputLayer",
-        "Rescaling",
-        "Conv2D",
-        "BatchNormalization",
-        "MaxPooling2D",
-        "Conv2D",
-        "BatchNormalization",
-        "MaxPooling2D",
-        "Conv2D",
-        "BatchNormalization",
-        "Conv2D",
-        "BatchNormalization",
-        "Conv2D",
-        "BatchNormalization",
-        "MaxPooling2D",
-        "Flatten",
-        "Dense",
-        "Dropout",
-        "Dense",
-        "Dropout",
-        "Dense",
+def _build(training: dict, seed: int = 0) -> keras.Model:
+    return build_model(
+        training["model"], training["augmentation"], training["precision"], seed, CLASS_NAMES
+    )
+
+
+def test_build_model_is_seeded_and_has_one_output_per_class(tiny_training: dict) -> None:
+    first, again, other = (
+        _build(tiny_training, 3),
+        _build(tiny_training, 3),
+        _build(tiny_training, 4),
+    )
+    assert first.output.shape[-1] == len(CLASS_NAMES)
+    for a, b in zip(first.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first.get_weights()[0], other.get_weights()[0])
+    assert not first.compiled, "train_model compiles it, build_model does not"
+
+
+def test_build_model_applies_precision_and_augmentation(tiny_training: dict) -> None:
+    tiny_training["precision"] = "mixed_bfloat16"
+    tiny_training["augmentation"]["enabled"] = True
+    model = _build(tiny_training)
+    assert model.get_layer("conv1").dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer("probabilities").dtype_policy.name == "float32"
+    assert model.get_layer("random_crop_flip").pad == tiny_training["augmentation"]["pad"]
+
+
+def test_model_summary_lists_every_layer_then_totals(tiny_training: dict) -> None:
+    model = _build(tiny_training)
+    summary = summarise_model(model)
+    assert summary["layer"].tolist() == [layer.name for layer in model.layers] + ["total"]
+    assert list(summary.columns) == [
+        "layer",
+        "type",
+        "output_shape",
+        "parameters",
+        "multiply_adds",
     ]
-    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    assert all(conv.activation is keras.activations.relu for conv in convs)
-    pools = [layer for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D)]
-    assert all(p.pool_size == (3, 3) and p.strides == (2, 2) for p in pools)
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    assert [d.units for d in dense] == [1024, 1024, 10]
-    assert dense[-1].activation is keras.activations.softmax
-    assert [d.rate for d in model.layers if isinstance(d, keras.layers.Dropout)] == [0.5, 0.5]
-    assert model.input.dtype == "uint8" and tuple(model.input.shape) == (None, 32, 32, 3)
-    assert tuple(model.output.shape) == (None, 10)
-
-
-def test_model_scales_uint8_to_unit_range(recipe_training: dict) -> None:
-    model = build_alexnet(recipe_training["model"], num_classes=10)
-    scaled = model.get_layer("scale_to_unit")(np.full((1, 32, 32, 3), 255, dtype=np.uint8))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(scaled), 1.0)
-
-
-def test_random_crop_flip_is_identity_at_inference_and_shifts_in_training() -> None:
-    images = np.random.default_rng(0).random((8, 32, 32, 3)).astype(np.float32)
-    layer = RandomCropFlip(pad=4, flip=True, seed=1)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(images, training=False)), images)
-    out = keras.ops.convert_to_numpy(layer(images, training=True))
-    assert out.shape == images.shape
-    for original, moved in zip(images, out, strict=True):
-        matches = [
-            (dy, dx, flip)
-            for flip in (False, True)
-            for dy in range(-4, 5)
-            for dx in range(-4, 5)
-            if np.allclose(_shift(original[:, ::-1] if flip else original, dy, dx), moved)
-        ]
-        assert matches, "every output is a whole-pixel shift (and maybe a flip) with zero fill"
-
-
-def _shift(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    padded = np.pad(image, ((4, 4), (4, 4), (0, 0)))
-    return padded[4 + dy : 36 + dy, 4 + dx : 36 + dx]
-
-
-@pytest.mark.parametrize(
-    ("path", "value", "message"),
-    [
-        (("optimizer", "name"), "adamax", "'training.optimizer.name' must be one of"),
-        (("loss",), "hinge", "'training.loss' must be one of"),
-        (("epochs",), 0, "'training.epochs' must be an integer >= 1"),
-        (("epochs",), -3, "'training.epochs' must be an integer >= 1"),
-        (("batch_size",), 0, "'training.batch_size' must be an integer >= 1"),
-        (("batch_size",), -64, "'training.batch_size' must be an integer >= 1"),
-        (("model", "dropout"), 1.0, r"'training.model.dropout' must be a number in \[0, 1\)"),
-        (("model", "dropout"), -0.1, r"'training.model.dropout' must be a number in \[0, 1\)"),
-        (("optimizer", "learning_rate"), 0, "'training.optimizer.learning_rate' must be"),
-        (("precision",), "float16", "'training.precision' must be one of"),
-        (("label_smoothing",), 1.5, "'training.label_smoothing' must be"),
-    ],
-)
-def test_bad_parameters_are_rejected_by_name(
-    recipe_training: dict, path: tuple, value: object, message: str
-) -> None:
-    target = recipe_training
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
-    with pytest.raises(ParameterError, match=message):
-        validate_training_params(recipe_training)
-
-
-def test_a_pooling_plan_below_1x1_is_rejected(recipe_training: dict) -> None:
-    params = copy.deepcopy(recipe_training)
-    for conv in params["model"]["conv_layers"]:
-        conv["pool"] = True
-    with pytest.raises(ParameterError) as error:
-        validate_training_params(params)
-    assert "'training.model.conv_layers[4].pool'" in str(error.value)
-    assert "feature map is 1x1" in str(error.value)
-
-
-def test_default_parameters_are_valid(recipe_training: dict) -> None:
-    validate_training_params(recipe_training)
+    total = summary.iloc[-1]
+    assert total["parameters"] == model.count_params() == summary["parameters"][:-1].sum()
+    assert total["multiply_adds"] == summary["multiply_adds"][:-1].sum() > 0
 
 
 def test_train_model_returns_model_history_and_facts(tiny_training: dict) -> None:
-    model, history, facts = train_model(make_split(64), make_split(32, 1), tiny_training, 0, "t")
+    model, history, facts = train_model(
+        _build(tiny_training), make_split(64), make_split(32, 1), tiny_training, 0, "t", CONTEXT
+    )
     assert list(history.columns[:1]) == ["epoch"]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"} <= set(history)
     assert len(history) == 1
     assert facts["backend"] == keras.backend.backend()
     assert facts["device"].lower().startswith(("cpu", "gpu"))
     assert facts["train_images"] == 64 and facts["epochs_run"] == 1
+    assert facts["run_label"] == "t"
+    assert facts["kedro_env"] == "unit"
+    assert facts["model_version"] == CONTEXT["save_version"]
+    assert facts["parameters"]["epochs"] == 1 and facts["parameters"]["seed"] == 0
     probabilities = model.predict(make_split(4)["images"], verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_train_model_is_seeded(tiny_training: dict) -> None:
-    first = train_model(make_split(32), make_split(16, 1), tiny_training, 7, "t")[1]
-    second = train_model(make_split(32), make_split(16, 1), tiny_training, 7, "t")[1]
-    np.testing.assert_allclose(first["loss"], second["loss"], rtol=1e-5)
+    runs = [
+        train_model(
+            _build(tiny_training), make_split(32), make_split(16, 1), tiny_training, 7, "t", CONTEXT
+        )[1]
+        for _ in range(2)
+    ]
+    np.testing.assert_allclose(runs[0]["loss"], runs[1]["loss"], rtol=1e-5)
+
+
+def test_train_model_logs_that_it_trains_on_the_cpu(
+    tiny_training: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO"):
+        train_model(
+            _build(tiny_training), make_split(32), make_split(16), tiny_training, 0, "t", CONTEXT
+        )
+    assert "No GPU found: training on the CPU" in caplog.text
+    assert "make quick" in caplog.text
+    assert "Estimated training time:" in caplog.text
 
 
 def test_divergence_stops_with_a_clear_error(tiny_training: dict) -> None:
     train = make_split(32)
     train["labels"][:] = np.nan
     with pytest.raises(TrainingDivergedError, match="loss became NaN or infinite in epoch 1"):
-        train_model(train, make_split(16, 1), tiny_training, 0, "t")
+        train_model(_build(tiny_training), train, make_split(16, 1), tiny_training, 0, "t", CONTEXT)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
-from synthetic_cifar import CLASS_NAMES
+from synthetic_cifar import CLASS_NAMES, make_split
 
 from alexnet_cifar10.pipelines import evaluate, training
-
-from .conftest import make_split
 
 
 def test_training_then_evaluate(tiny_training: dict) -> None:
@@ -16,14 +14,20 @@ def test_training_then_evaluate(tiny_training: dict) -> None:
         "model_input_train": make_split(48),
         "model_input_validation": make_split(16, 1),
         "model_input_test": make_split(20, 2),
+        "run_context": {"kedro_env": "slice", "save_version": "v1"},
         "params:training": tiny_training,
+        "params:training.model": tiny_training["model"],
+        "params:training.augmentation": tiny_training["augmentation"],
+        "params:training.precision": tiny_training["precision"],
         "params:seed": 0,
-        "params:run_label": "slice",
+        "params:run_label": "slice run",
         "params:class_names": CLASS_NAMES,
         "params:evaluate.batch_size": 8,
     }
     catalog = DataCatalog(datasets={k: MemoryDataset(v) for k, v in inputs.items()})
     outputs = (
+        "untrained_model",
+        "model_summary",
         "model",
         "training_history",
         "training_run",
@@ -35,9 +39,17 @@ def test_training_then_evaluate(tiny_training: dict) -> None:
     )
     for name in outputs:
         catalog[name] = MemoryDataset(copy_mode="assign")
-    SequentialRunner().run(training.create_pipeline() + evaluate.create_pipeline(), catalog)
+    pipeline = training.create_pipeline() + evaluate.create_pipeline()
+    order = [node.name for node in pipeline.nodes]
+    assert order.index("build_model") < order.index("train_model")
+    SequentialRunner().run(pipeline, catalog)
     metrics = catalog.load("test_metrics")
     assert metrics["test_images"] == 20
     assert 0 <= metrics["accuracy"] <= 1
+    assert (metrics["run_label"], metrics["kedro_env"], metrics["model_version"]) == (
+        "slice run",
+        "slice",
+        "v1",
+    )
     assert len(catalog.load("confusion_matrix_plot").get_axes()[0].texts) == 100
-    assert catalog.load("training_run")["run_label"] == "slice"
+    assert catalog.load("model_summary")["layer"].iloc[-1] == "total"

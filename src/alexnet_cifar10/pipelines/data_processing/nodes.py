@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from alexnet_cifar10.datasets import CIFAR10Data
-from alexnet_cifar10.validation import is_number, require_param
+from alexnet_cifar10.datasets.cifar10_dataset import CIFAR10Data
+from alexnet_cifar10.validation import ParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ _STATS_CHUNK = 5000
 
 def _check_class_names(data: CIFAR10Data, class_names: list[str]) -> None:
     if list(data["label_names"]) != list(class_names):
-        raise ValueError(
+        raise ParameterError(
             f"Parameter 'class_names' {class_names} does not match the dataset's label "
             f"names {data['label_names']}; fix conf/base/parameters.yml."
         )
@@ -46,17 +46,8 @@ def _subset(
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(taken))
 
 
-def _check_fraction(value: Any, key: str, allow_one: bool) -> None:
-    below_top = is_number(value) and (value <= 1 if allow_one else value < 1)
-    require_param(
-        below_top and value > 0, key, f"a number in (0, 1{']' if allow_one else ')'}", value
-    )
-
-
 def split_dataset(data: CIFAR10Data, params: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
     """Split the official training set into seeded train/validation indices, test untouched."""
-    _check_fraction(params["validation_fraction"], "data_processing.validation_fraction", False)
-    _check_fraction(params["subset_fraction"], "data_processing.subset_fraction", True)
     rng = np.random.default_rng(seed)
     stratify = bool(params["stratify"])
     train, validation = _subset(
@@ -79,29 +70,24 @@ def split_dataset(data: CIFAR10Data, params: dict[str, Any], seed: int) -> dict[
     return {"train": train, "validation": validation, "test": test}
 
 
-def _encode(images: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, np.ndarray]:
-    one_hot = np.eye(num_classes, dtype=np.float32)[labels]
-    return {"images": images, "labels": one_hot}
+def _encode(
+    images: np.ndarray, labels: np.ndarray, index: np.ndarray, num_classes: int
+) -> dict[str, np.ndarray]:
+    """Images, one-hot labels and each image's index in its official batch file set."""
+    one_hot = np.eye(num_classes, dtype=np.float32)[labels[index]]
+    return {"images": images[index], "labels": one_hot, "index": index}
 
 
 def build_model_inputs(
     data: CIFAR10Data, split: dict[str, np.ndarray], class_names: list[str]
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Gather uint8 images and one-hot labels for train, validation and test."""
+    """Gather uint8 images, one-hot labels and official indices for each split."""
     _check_class_names(data, class_names)
-    num_classes = len(class_names)
+    images, labels, classes = data["train_images"], data["train_labels"], len(class_names)
     return (
-        _encode(
-            data["train_images"][split["train"]], data["train_labels"][split["train"]], num_classes
-        ),
-        _encode(
-            data["train_images"][split["validation"]],
-            data["train_labels"][split["validation"]],
-            num_classes,
-        ),
-        _encode(
-            data["test_images"][split["test"]], data["test_labels"][split["test"]], num_classes
-        ),
+        _encode(images, labels, split["train"], classes),
+        _encode(images, labels, split["validation"], classes),
+        _encode(data["test_images"], data["test_labels"], split["test"], classes),
     )
 
 
@@ -128,13 +114,14 @@ def _describe_split(labels: np.ndarray, class_names: list[str]) -> dict[str, Any
 
 
 def summarise_dataset(
-    data: CIFAR10Data, split: dict[str, np.ndarray], class_names: list[str]
+    data: CIFAR10Data, split: dict[str, np.ndarray], class_names: list[str], run_label: str
 ) -> dict[str, Any]:
     """Report class counts per split and per-channel pixel statistics."""
     train_labels, test_labels = data["train_labels"], data["test_labels"]
     mean, std = _channel_stats(data["train_images"])
     test_mean, test_std = _channel_stats(data["test_images"])
     return {
+        "run_label": run_label,
         "splits": {
             "official_train": _describe_split(train_labels, class_names),
             "official_test": _describe_split(test_labels, class_names),

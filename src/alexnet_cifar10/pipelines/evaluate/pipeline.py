@@ -1,6 +1,6 @@
-"""The evaluate pipeline: the latest saved model on the untouched test set."""
+"""The evaluate pipeline: a saved model on the untouched test set."""
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Node, Pipeline
 
 from alexnet_cifar10.pipelines.evaluate.nodes import (
     compute_test_metrics,
@@ -12,41 +12,42 @@ from alexnet_cifar10.pipelines.evaluate.nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Predict the test set, score it and plot the training curves."""
-    return pipeline(
+    """Predict the test set, score it and plot the training curves, labelled by the model."""
+    return Pipeline(
         [
-            node(
+            Node(
                 predict_test_set,
                 inputs=[
                     "model",
                     "model_input_test",
                     "params:class_names",
                     "params:evaluate.batch_size",
+                    "training_run",
                 ],
                 outputs="test_predictions",
                 name="predict_test_set",
             ),
-            node(
+            Node(
                 compute_test_metrics,
-                inputs=["test_predictions", "params:class_names", "params:run_label"],
+                inputs=["test_predictions", "params:class_names", "training_run"],
                 outputs="test_metrics",
                 name="compute_test_metrics",
             ),
-            node(
+            Node(
                 plot_accuracy,
-                inputs=["training_history", "params:run_label"],
+                inputs=["training_history", "training_run"],
                 outputs="accuracy_plot",
                 name="plot_accuracy",
             ),
-            node(
+            Node(
                 plot_loss,
-                inputs=["training_history", "params:run_label"],
+                inputs=["training_history", "training_run"],
                 outputs="loss_plot",
                 name="plot_loss",
             ),
-            node(
+            Node(
                 plot_confusion_matrix,
-                inputs=["test_predictions", "params:class_names", "params:run_label"],
+                inputs=["test_predictions", "params:class_names", "training_run"],
                 outputs="confusion_matrix_plot",
                 name="plot_confusion_matrix",
             ),

@@ -1,4 +1,4 @@
-"""Keras callbacks of the training node: epoch log lines and resumable training."""
+"""Keras callbacks of the training node: progress, epoch log lines, resumable training."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
 import keras
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,150 @@ class EpochLog(keras.callbacks.Callback):
             self.model.stop_training = True
         metrics = " - ".join(f"{k} {v:.4f}" for k, v in values.items())
         logger.info("Epoch %d/%d - %s - %.1f s", epoch + 1, self.epochs, metrics, seconds)
+
+
+def duration(seconds: float) -> str:
+    """``3 h 05 min``, ``4 min 10 s`` or ``12 s``."""
+    seconds = round(seconds)
+    if seconds >= 3600:  # noqa: PLR2004
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:  # noqa: PLR2004
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
+
+
+class TrainingProgress(keras.callbacks.Callback):
+    """Progress of a long fit: a log line every ``every_seconds`` (step, images/s, time
+    left in the epoch and in the run) whatever the output is, a live bar in a terminal,
+    and once, early, the estimated time of the whole run, measured on its first steps.
+
+    Steps are counted in ``on_train_batch_begin``, which reads nothing from the device:
+    with a batch-end hook, Keras would copy every step's metrics to the host (in a
+    worker thread) for it. Where the backend dispatches steps asynchronously, a step is
+    timed when it is queued; the epochs' wall times correct the later estimates.
+    """
+
+    # Steps timed (after the first, which includes compilation) before the estimate.
+    ESTIMATE_STEPS = 10
+    # A validation batch costs about a third of a training step (forward pass only).
+    VALIDATION_STEP_SHARE = 1 / 3
+
+    def __init__(  # noqa: PLR0913
+        self,
+        epochs: int,
+        steps_per_epoch: int,
+        validation_steps: int,
+        batch_size: int,
+        every_seconds: float,
+        live: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.validation_steps = validation_steps
+        self.batch_size = batch_size
+        self.every_seconds = every_seconds
+        self.live = sys.stdout.isatty() if live is None else live
+        self.estimate: float | None = None
+        self._epoch = 0
+        self._epoch_start = 0.0
+        self._epoch_seconds: list[float] = []
+        self._step_ends: list[float] = []
+        self._last_line = (0.0, 0)
+        self._bar: Progress | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+        self._epoch_start = time.perf_counter()
+        self._last_line = (self._epoch_start, 0)
+        if self.live:
+            self._bar = Progress(
+                TextColumn(f"Epoch {epoch + 1}/{self.epochs}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("steps, time left"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
+            self._bar.add_task("fit", total=self.steps_per_epoch)
+            self._bar.start()
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        # Batch `batch` starts, so `batch` steps are done (or, asynchronously, queued).
+        now = time.perf_counter()
+        if batch == 0:
+            return
+        if self._bar is not None:
+            self._bar.update(self._bar.task_ids[0], completed=batch)
+        if self.estimate is None:
+            self._step_ends.append(now)
+            if len(self._step_ends) > self.ESTIMATE_STEPS:
+                self._log_estimate()
+        last_time, last_step = self._last_line
+        if now - last_time >= self.every_seconds:
+            self._log_progress(batch, (batch - last_step) / (now - last_time))
+            self._last_line = (now, batch)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+        self._epoch_seconds.append(time.perf_counter() - self._epoch_start)
+        if self.estimate is None:
+            self._log_estimate()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def _log_estimate(self) -> None:
+        """Estimate the whole run from the steps timed so far in its first epoch, or from
+        that epoch's wall time if it had too few steps to time."""
+        epochs = self.epochs - self._epoch
+        ends = self._step_ends
+        if len(ends) < 2:  # noqa: PLR2004
+            self.estimate = self._epoch_seconds[-1] * epochs
+            how = f"the first epoch took {self._epoch_seconds[-1]:.1f} s"
+        else:
+            step = (ends[-1] - ends[0]) / (len(ends) - 1)
+            first_step = ends[0] - self._epoch_start
+            per_epoch = step * (
+                self.steps_per_epoch + self.validation_steps * self.VALIDATION_STEP_SHARE
+            )
+            self.estimate = first_step - step + per_epoch * epochs
+            how = (
+                f"{step:.3f} s a step over steps 2-{len(ends)}, validation counted at a "
+                f"third of a step a batch; the first step, with compilation, took "
+                f"{first_step:.1f} s"
+            )
+        logger.info(
+            "Estimated training time: %s for %d epoch%s of %d steps (%s)",
+            duration(self.estimate),
+            epochs,
+            "" if epochs == 1 else "s",
+            self.steps_per_epoch,
+            how,
+        )
+
+    def _log_progress(self, step: int, steps_per_second: float) -> None:
+        left_in_epoch = (self.steps_per_epoch - step) / steps_per_second
+        if self._epoch_seconds:
+            epoch_seconds = sum(self._epoch_seconds) / len(self._epoch_seconds)
+        else:
+            epoch_seconds = (
+                self.steps_per_epoch + self.validation_steps * self.VALIDATION_STEP_SHARE
+            ) / steps_per_second
+        left_in_run = left_in_epoch + epoch_seconds * (self.epochs - self._epoch - 1)
+        logger.info(
+            "Epoch %d/%d: step %d/%d, %.0f images/s; about %s left in the epoch, %s in the run",
+            self._epoch + 1,
+            self.epochs,
+            step,
+            self.steps_per_epoch,
+            steps_per_second * self.batch_size,
+            duration(left_in_epoch),
+            duration(left_in_run),
+        )
 
 
 class ResumePoint(keras.callbacks.BackupAndRestore):

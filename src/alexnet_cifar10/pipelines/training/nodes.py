@@ -1,4 +1,4 @@
-"""Nodes of the training pipeline: build, compile and fit the network."""
+"""Nodes of the training pipeline: build the network, describe it, compile and fit it."""
 
 from __future__ import annotations
 
@@ -13,29 +13,25 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 import pandas as pd
 
-from alexnet_cifar10.model import build_alexnet, validate_model_params
-from alexnet_cifar10.pipelines.training.callbacks import EpochLog, ResumePoint
-from alexnet_cifar10.validation import is_int, is_number, require_param
+from alexnet_cifar10.keras_types import KerasCallback, KerasModel
+from alexnet_cifar10.lazy import LazyModule
+
+# Loaded on first use: commands that never train (kedro registry, catalog and viz, the
+# data_processing pipeline) do not pay for starting the deep-learning backend.
+keras = LazyModule("keras")
+network = LazyModule("alexnet_cifar10.model")
+fit_callbacks = LazyModule("alexnet_cifar10.pipelines.training.callbacks")
 
 logger = logging.getLogger(__name__)
 
-OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "adamw": keras.optimizers.AdamW,
-    "sgd": keras.optimizers.SGD,
-    "rmsprop": keras.optimizers.RMSprop,
-}
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
 LOSSES = {
-    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
-    "categorical_focal_crossentropy": keras.losses.CategoricalFocalCrossentropy,
+    "categorical_crossentropy": "CategoricalCrossentropy",
+    "categorical_focal_crossentropy": "CategoricalFocalCrossentropy",
 }
-SCHEDULES = ("constant", "warmup_cosine")
-PRECISIONS = ("float32", "mixed_bfloat16")
-JIT_CHOICES = ("auto", True, False)
 _BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
@@ -43,107 +39,32 @@ class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; no model is saved from such a run."""
 
 
-def validate_training_params(params: dict[str, Any]) -> None:
-    """Reject unusable training parameters, naming the parameter and its allowed values."""
-    validate_model_params(params["model"])
-    require_param(
-        is_int(params["epochs"], 1), "training.epochs", "an integer >= 1", params["epochs"]
+def build_model(
+    model_params: dict[str, Any],
+    augmentation: dict[str, Any],
+    precision: str,
+    seed: int,
+    class_names: list[str],
+) -> KerasModel:
+    """The untrained network of the recipe, seeded, one softmax output per class."""
+    keras.utils.set_random_seed(seed)
+    model = network.build_alexnet(
+        model_params,
+        num_classes=len(class_names),
+        augmentation=augmentation,
+        dtype_policy=precision,
+        seed=seed,
     )
-    require_param(
-        is_int(params["batch_size"], 1),
-        "training.batch_size",
-        "an integer >= 1",
-        params["batch_size"],
-    )
-    opt = params["optimizer"]
-    require_param(
-        opt.get("name") in OPTIMIZERS,
-        "training.optimizer.name",
-        f"one of {sorted(OPTIMIZERS)}",
-        opt.get("name"),
-    )
-    require_param(
-        is_number(opt.get("learning_rate")) and opt["learning_rate"] > 0,
-        "training.optimizer.learning_rate",
-        "a number > 0",
-        opt.get("learning_rate"),
-    )
-    decay = opt.get("weight_decay")
-    require_param(
-        decay is None or (is_number(decay) and decay >= 0),
-        "training.optimizer.weight_decay",
-        "null or a number >= 0",
-        decay,
-    )
-    require_param(
-        decay is None or opt["name"] in ("adamw", "sgd"),
-        "training.optimizer.weight_decay",
-        "null unless training.optimizer.name is adamw or sgd",
-        decay,
-    )
-    schedule = params["lr_schedule"]
-    require_param(
-        schedule.get("name") in SCHEDULES,
-        "training.lr_schedule.name",
-        f"one of {list(SCHEDULES)}",
-        schedule.get("name"),
-    )
-    warmup = schedule.get("warmup_epochs", 0)
-    require_param(
-        is_number(warmup) and 0 <= warmup < params["epochs"],
-        "training.lr_schedule.warmup_epochs",
-        "a number >= 0 and below training.epochs",
-        warmup,
-    )
-    require_param(
-        params["loss"] in LOSSES, "training.loss", f"one of {sorted(LOSSES)}", params["loss"]
-    )
-    smoothing = params["label_smoothing"]
-    require_param(
-        is_number(smoothing) and 0 <= smoothing < 1,
-        "training.label_smoothing",
-        "a number in [0, 1)",
-        smoothing,
-    )
-    require_param(
-        params["precision"] in PRECISIONS,
-        "training.precision",
-        f"one of {list(PRECISIONS)}",
-        params["precision"],
-    )
-    require_param(
-        params["jit_compile"] in JIT_CHOICES,
-        "training.jit_compile",
-        "one of auto, true, false",
-        params["jit_compile"],
-    )
-    resume = params["resume"]
-    require_param(
-        isinstance(resume.get("enabled"), bool),
-        "training.resume.enabled",
-        "true or false",
-        resume.get("enabled"),
-    )
-    require_param(
-        isinstance(resume.get("backup_dir"), str) and resume["backup_dir"] != "",
-        "training.resume.backup_dir",
-        "a folder path",
-        resume.get("backup_dir"),
-    )
-    augmentation = params["augmentation"]
-    require_param(
-        isinstance(augmentation.get("enabled"), bool),
-        "training.augmentation.enabled",
-        "true or false",
-        augmentation.get("enabled"),
-    )
-    pad = augmentation.get("pad")
-    require_param(
-        isinstance(pad, int) and not isinstance(pad, bool) and 0 <= pad < 32,  # noqa: PLR2004
-        "training.augmentation.pad",
-        "an integer in [0, 32)",
-        pad,
-    )
+    logger.info("Built %s: %s parameters", model.name, f"{model.count_params():,}")
+    return model
+
+
+def summarise_model(model: KerasModel) -> pd.DataFrame:
+    """Each layer's output shape, parameters and multiply-adds per image, then totals."""
+    layers = pd.DataFrame(network.layer_costs(model))
+    total = {"layer": "total", "type": "", "output_shape": ""}
+    total |= layers[["parameters", "multiply_adds"]].sum().astype(int).to_dict()
+    return pd.concat([layers, pd.DataFrame([total])], ignore_index=True)
 
 
 def _learning_rate(params: dict[str, Any], steps_per_epoch: int) -> Any:
@@ -161,12 +82,18 @@ def _learning_rate(params: dict[str, Any], steps_per_epoch: int) -> Any:
     )
 
 
-def _optimizer(params: dict[str, Any], steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def _compile(model: KerasModel, params: dict[str, Any], steps_per_epoch: int) -> None:
     opt = params["optimizer"]
     kwargs: dict[str, Any] = {"learning_rate": _learning_rate(params, steps_per_epoch)}
     if opt.get("weight_decay") is not None:
         kwargs["weight_decay"] = opt["weight_decay"]
-    return OPTIMIZERS[opt["name"]](**kwargs)
+    loss = getattr(keras.losses, LOSSES[params["loss"]])
+    model.compile(
+        optimizer=getattr(keras.optimizers, OPTIMIZERS[opt["name"]])(**kwargs),
+        loss=loss(label_smoothing=params["label_smoothing"]),
+        metrics=["accuracy"],
+        jit_compile=params["jit_compile"],
+    )
 
 
 def _package_version(name: str) -> str | None:
@@ -176,18 +103,58 @@ def _package_version(name: str) -> str | None:
         return None
 
 
+def _resume_dir(params: dict[str, Any], seed: int, train: dict[str, np.ndarray]) -> Path:
+    """One resume folder per (parameters, seed, training data): never resume another run."""
+    fitted = {key: value for key, value in params.items() if key != "progress_seconds"}
+    digest = hashlib.sha256(json.dumps([fitted, seed], sort_keys=True, default=str).encode())
+    digest.update(train["labels"].tobytes())
+    digest.update(train["images"][:: max(len(train["images"]) // 64, 1)].tobytes())
+    return Path(params["resume"]["backup_dir"]) / digest.hexdigest()[:16]
+
+
+def _announce(device: str, train: dict, validation: dict, params: dict[str, Any]) -> None:
+    logger.info(
+        "Training on %s (Keras %s, %s backend): %d train / %d validation images, "
+        "%d epochs of batch %d",
+        device,
+        keras.__version__,
+        keras.backend.backend(),
+        len(train["images"]),
+        len(validation["images"]),
+        params["epochs"],
+        params["batch_size"],
+    )
+    if device.lower().startswith("cpu"):
+        logger.warning(
+            "No GPU found: training on the CPU, where the full recipe is slow; the time "
+            "this run will take is logged after its first steps. For a smoke run of the "
+            "same pipeline in minutes: make quick (kedro run --env quick)."
+        )
+
+
+def _callbacks(
+    params: dict[str, Any], seed: int, train: dict, validation: dict
+) -> tuple[Any, list[KerasCallback]]:
+    batch = params["batch_size"]
+    epoch_log = fit_callbacks.EpochLog(params["epochs"])
+    progress = fit_callbacks.TrainingProgress(
+        epochs=params["epochs"],
+        steps_per_epoch=math.ceil(len(train["images"]) / batch),
+        validation_steps=math.ceil(len(validation["images"]) / batch),
+        batch_size=batch,
+        every_seconds=params["progress_seconds"],
+    )
+    callbacks = [progress, epoch_log]
+    if params["resume"]["enabled"]:
+        callbacks.append(fit_callbacks.ResumePoint(_resume_dir(params, seed, train), epoch_log))
+    return epoch_log, callbacks
+
+
 def _run_facts(
-    device: str,
-    fit_seconds: float,
-    history: pd.DataFrame,
-    train: dict,
-    validation: dict,
-    params: dict[str, Any],
-    run_label: str,
+    device: str, fit_seconds: float, history: pd.DataFrame, train: dict, validation: dict
 ) -> dict[str, Any]:
     backend = keras.backend.backend()
     return {
-        "run_label": run_label,
         "device": device,
         "devices": keras.distribution.list_devices(),
         "backend": backend,
@@ -201,65 +168,30 @@ def _run_facts(
         "train_images": int(len(train["images"])),
         "validation_images": int(len(validation["images"])),
         "final": history.iloc[-1].to_dict() if len(history) else {},
-        "parameters": params,
     }
 
 
-def _resume_dir(params: dict[str, Any], seed: int, train: dict[str, np.ndarray]) -> Path:
-    """One resume folder per (parameters, seed, training data): never resume another run."""
-    digest = hashlib.sha256(json.dumps([params, seed], sort_keys=True, default=str).encode())
-    digest.update(train["labels"].tobytes())
-    digest.update(train["images"][:: max(len(train["images"]) // 64, 1)].tobytes())
-    return Path(params["resume"]["backup_dir"]) / digest.hexdigest()[:16]
-
-
-def train_model(
+def train_model(  # noqa: PLR0913
+    model: KerasModel,
     train: dict[str, np.ndarray],
     validation: dict[str, np.ndarray],
     params: dict[str, Any],
     seed: int,
     run_label: str,
+    run_context: dict[str, Any],
     *,
-    callbacks: list[keras.callbacks.Callback] | None = None,
-) -> tuple[keras.Model, pd.DataFrame, dict[str, Any]]:
-    """Build, compile and fit the network; return it, its history and the run's facts.
+    callbacks: list[KerasCallback] | None = None,
+) -> tuple[KerasModel, pd.DataFrame, dict[str, Any]]:
+    """Compile and fit the network; return it, its history and the facts of the run.
 
     ``callbacks`` (not a pipeline input) are added after the node's own, for benchmarks
     that watch the fit, e.g. to evaluate the test set per epoch outside the pipeline.
     """
-    validate_training_params(params)
     keras.utils.set_random_seed(seed)
     device = keras.distribution.list_devices()[0]
-    logger.info(
-        "Training on %s (Keras %s, %s backend): %d train / %d validation images, "
-        "%d epochs of batch %d",
-        device,
-        keras.__version__,
-        keras.backend.backend(),
-        len(train["images"]),
-        len(validation["images"]),
-        params["epochs"],
-        params["batch_size"],
-    )
-    model = build_alexnet(
-        params["model"],
-        num_classes=train["labels"].shape[1],
-        augmentation=params["augmentation"],
-        dtype_policy=params["precision"],
-        seed=seed,
-    )
-    steps_per_epoch = math.ceil(len(train["images"]) / params["batch_size"])
-    model.compile(
-        optimizer=_optimizer(params, steps_per_epoch),
-        loss=LOSSES[params["loss"]](label_smoothing=params["label_smoothing"]),
-        metrics=["accuracy"],
-        jit_compile=params["jit_compile"],
-    )
-    epoch_log = EpochLog(params["epochs"])
-    fit_callbacks: list[keras.callbacks.Callback] = [epoch_log]
-    if params["resume"]["enabled"]:
-        fit_callbacks.append(ResumePoint(_resume_dir(params, seed, train), epoch_log))
-    fit_callbacks.extend(callbacks or [])
+    _announce(device, train, validation, params)
+    _compile(model, params, math.ceil(len(train["images"]) / params["batch_size"]))
+    epoch_log, own_callbacks = _callbacks(params, seed, train, validation)
     start = time.perf_counter()
     model.fit(
         train["images"],
@@ -268,8 +200,8 @@ def train_model(
         epochs=params["epochs"],
         batch_size=params["batch_size"],
         shuffle=True,
-        callbacks=fit_callbacks,
-        verbose=1 if sys.stdout.isatty() else 0,
+        callbacks=own_callbacks + (callbacks or []),
+        verbose=0,
     )
     fit_seconds = time.perf_counter() - start
     if epoch_log.diverged_at is not None:
@@ -280,8 +212,10 @@ def train_model(
         )
     history = pd.DataFrame(epoch_log.rows)
     logger.info("Trained %d epochs in %.1f s on %s", len(history), fit_seconds, device)
-    return (
-        model,
-        history,
-        _run_facts(device, fit_seconds, history, train, validation, params, run_label),
-    )
+    facts = _run_facts(device, fit_seconds, history, train, validation)
+    provenance = {
+        "run_label": run_label,
+        "kedro_env": run_context["kedro_env"],
+        "model_version": run_context["save_version"],
+    }
+    return model, history, {**provenance, **facts, "parameters": {"seed": seed, **params}}

@@ -1,22 +1,42 @@
-"""The training pipeline: the AlexNet recipe fitted on the train split."""
+"""The training pipeline: the recipe's network built, described, then fitted."""
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Node, Pipeline
 
-from alexnet_cifar10.pipelines.training.nodes import train_model
+from alexnet_cifar10.pipelines.training.nodes import build_model, summarise_model, train_model
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Fit the network and save it with its history and run facts."""
-    return pipeline(
+    """Build the untrained network, write its summary, fit it on the train split."""
+    return Pipeline(
         [
-            node(
+            Node(
+                build_model,
+                inputs=[
+                    "params:training.model",
+                    "params:training.augmentation",
+                    "params:training.precision",
+                    "params:seed",
+                    "params:class_names",
+                ],
+                outputs="untrained_model",
+                name="build_model",
+            ),
+            Node(
+                summarise_model,
+                inputs="untrained_model",
+                outputs="model_summary",
+                name="summarise_model",
+            ),
+            Node(
                 train_model,
                 inputs=[
+                    "untrained_model",
                     "model_input_train",
                     "model_input_validation",
                     "params:training",
                     "params:seed",
                     "params:run_label",
+                    "run_context",
                 ],
                 outputs=["model", "training_history", "training_run"],
                 name="train_model",

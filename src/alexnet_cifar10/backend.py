@@ -1,0 +1,50 @@
+"""Starting the deep-learning backend without its start-up noise.
+
+TensorFlow 2.21 writes lines such as 'oneDNN custom operations are on', 'Could not find
+cuda drivers' and 'failed call to cuInit' to the process's standard error from C++,
+before its own log settings apply; none of them is something a user can act on. They
+are held back while Keras starts and picks its devices, and shown only if that fails.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def _stderr_held_back() -> Iterator[None]:
+    """Point file descriptor 2 (C++ code writes there too) at a temporary file; replay
+    what it caught if the body fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            caught.seek(0)
+            os.write(2, caught.read())
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def start_quietly() -> list[str]:
+    """Import Keras and its backend and list the devices, quietly; return the devices."""
+    # Keeps TensorFlow's later C++ info and warning lines quiet too, unless set by the user.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _stderr_held_back():
+        # Keras imports TensorFlow whenever it is installed, whatever the backend (to seed
+        # it, and for its data adapters): start it here too rather than noisily later.
+        if importlib.util.find_spec("tensorflow") is not None:
+            importlib.import_module("tensorflow")
+        keras = importlib.import_module("keras")
+        return keras.distribution.list_devices()

@@ -1,0 +1,180 @@
+"""The parameter schema (validation.py): one line per problem, naming key, allowed, given."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from kedro.config import OmegaConfigLoader
+from kedro_cli import REPO
+
+from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
+from alexnet_cifar10.validation import (
+    SECTIONS,
+    ParameterError,
+    parameter_problems,
+    validate_parameters,
+)
+
+# A wrong type for every top-level key, and the line that names it.
+WRONG_TOP_LEVEL = [
+    ("seed", "abc", "Parameter 'seed' must be a valid integer; got 'abc'."),
+    ("class_names", 3, "Parameter 'class_names' must be a valid list; got 3."),
+    ("run_label", 5, "Parameter 'run_label' must be a valid string; got 5."),
+    (
+        "data_processing",
+        3,
+        "Parameter 'data_processing' must be a mapping with the keys ['sample_images_per_class',"
+        " 'stratify', 'subset_fraction', 'validation_fraction']; got 3.",
+    ),
+    (
+        "training",
+        "fast",
+        "Parameter 'training' must be a mapping with the keys ['augmentation', 'batch_size', "
+        "'epochs', 'jit_compile', 'label_smoothing', 'loss', 'lr_schedule', 'model', "
+        "'optimizer', 'precision', 'progress_seconds', 'resume']; got 'fast'.",
+    ),
+    (
+        "evaluate",
+        [256],
+        "Parameter 'evaluate' must be a mapping with the keys ['batch_size']; got [256].",
+    ),
+]
+
+
+@pytest.mark.parametrize("env", ["base", "quick", "tuned", "test"])
+def test_every_environment_is_valid(env: str) -> None:
+    loader = OmegaConfigLoader(
+        str(REPO / "conf"), env=None if env == "base" else env, **CONFIG_LOADER_ARGS
+    )
+    assert parameter_problems(loader["parameters"], SECTIONS) == []
+
+
+@pytest.mark.parametrize(("key", "value", "line"), WRONG_TOP_LEVEL)
+def test_a_wrong_type_for_each_top_level_key_is_one_line(
+    base_params: dict, key: str, value: object, line: str
+) -> None:
+    assert parameter_problems({**base_params, key: value}, SECTIONS) == [line]
+
+
+def test_strict_types_refuse_bools_for_numbers_and_strings_for_bools(base_params: dict) -> None:
+    params = copy.deepcopy(base_params)
+    params["seed"] = True
+    params["data_processing"]["stratify"] = "yes"
+    assert parameter_problems(params, SECTIONS) == [
+        "Parameter 'data_processing.stratify' must be a valid boolean; got 'yes'.",
+        "Parameter 'seed' must be a valid integer; got True.",
+    ]
+
+
+def test_an_unknown_key_is_named_with_the_known_ones(base_params: dict) -> None:
+    params = copy.deepcopy(base_params)
+    params["trainig"] = {"epochs": 3}
+    params["training"]["epoch"] = 3
+    assert parameter_problems(params, SECTIONS) == [
+        "Parameter 'trainig' is not a parameter of this project (known: ['class_names', "
+        "'data_processing', 'evaluate', 'run_label', 'seed', 'training']).",
+        "Parameter 'training.epoch' is not a parameter of this project (known: ['augmentation',"
+        " 'batch_size', 'epochs', 'jit_compile', 'label_smoothing', 'loss', 'lr_schedule', "
+        "'model', 'optimizer', 'precision', 'progress_seconds', 'resume']).",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "line"),
+    [
+        (
+            ("optimizer", "name"),
+            "adamax",
+            "Parameter 'training.optimizer.name' must be 'adam', 'adamw', 'sgd' or 'rmsprop'; "
+            "got 'adamax'.",
+        ),
+        (("epochs",), 0, "Parameter 'training.epochs' must be greater than or equal to 1; got 0."),
+        (("batch_size",), 6.5, "Parameter 'training.batch_size' must be a valid integer; got 6.5."),
+        (
+            ("model", "dropout"),
+            1.0,
+            "Parameter 'training.model.dropout' must be less than 1; got 1.0.",
+        ),
+        (
+            ("model", "conv_layers"),
+            [],
+            "Parameter 'training.model.conv_layers' must be a list of at least 1 item(s); got [].",
+        ),
+        (
+            ("precision",),
+            "float16",
+            "Parameter 'training.precision' must be 'float32' or 'mixed_bfloat16'; got 'float16'.",
+        ),
+        (
+            ("jit_compile",),
+            "yes",
+            "Parameter 'training.jit_compile' must be 'auto', True or False; got 'yes'.",
+        ),
+        (
+            ("label_smoothing",),
+            1.5,
+            "Parameter 'training.label_smoothing' must be less than 1; got 1.5.",
+        ),
+        (
+            ("optimizer", "learning_rate"),
+            0,
+            "Parameter 'training.optimizer.learning_rate' must be greater than 0; got 0.",
+        ),
+        (
+            ("augmentation", "pad"),
+            32,
+            "Parameter 'training.augmentation.pad' must be less than 32; got 32.",
+        ),
+    ],
+)
+def test_nested_values_are_named_by_their_full_key(
+    recipe_training: dict, base_params: dict, path: tuple, value: object, line: str
+) -> None:
+    target = recipe_training
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    assert parameter_problems({**base_params, "training": recipe_training}, ["training"]) == [line]
+
+
+def test_rules_across_keys(base_params: dict) -> None:
+    params = copy.deepcopy(base_params)
+    params["class_names"][1] = "airplane"
+    training = params["training"]
+    training["optimizer"]["weight_decay"] = 0.01
+    training["lr_schedule"] = {"name": "warmup_cosine", "warmup_epochs": 15}
+    assert parameter_problems(params, SECTIONS) == [
+        f"Parameter 'class_names' must be a list of distinct names; got {params['class_names']!r}.",
+        "Parameter 'training.optimizer.weight_decay' must be null unless "
+        "training.optimizer.name is adamw or sgd; got 0.01.",
+        "Parameter 'training.lr_schedule.warmup_epochs' must be below training.epochs (15); "
+        "got 15.0.",
+    ]
+
+
+def test_a_pooling_plan_below_1x1_is_rejected(recipe_training: dict, base_params: dict) -> None:
+    for conv in recipe_training["model"]["conv_layers"]:
+        conv["pool"] = True
+    [line] = parameter_problems({**base_params, "training": recipe_training}, ["training"])
+    assert line.startswith("Parameter 'training.model.conv_layers[4].pool' must be false here")
+    assert "the feature map is 1x1 at this point" in line
+
+
+def test_sections_a_run_does_not_read_never_block_it(base_params: dict) -> None:
+    params = {**base_params, "training": "broken", "evaluate": None}
+    assert parameter_problems(params, ["seed", "data_processing"]) == []
+    assert parameter_problems(params, ["evaluate"]) == [
+        "Parameter 'evaluate' must be a mapping with the keys ['batch_size']; got None."
+    ]
+    missing = {k: v for k, v in base_params.items() if k != "seed"}
+    assert parameter_problems(missing, ["seed"]) == ["Parameter 'seed' is missing."]
+
+
+def test_validate_parameters_raises_one_line_per_problem(base_params: dict) -> None:
+    with pytest.raises(ParameterError) as error:
+        validate_parameters({**base_params, "seed": -1, "run_label": ""}, SECTIONS)
+    assert str(error.value).splitlines() == [
+        "Parameter 'run_label' must be a string of at least 1 character(s); got ''.",
+        "Parameter 'seed' must be greater than or equal to 0; got -1.",
+    ]
