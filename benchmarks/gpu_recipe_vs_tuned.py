@@ -1,7 +1,7 @@
 """The published recipe against the tuned configuration, end to end, timed to a test accuracy.
 
     KERAS_BACKEND=jax python benchmarks/gpu_recipe_vs_tuned.py     # on the GPU machine
-    bash benchmarks/gpu_recipe_vs_tuned.sh                           # everything for the issue
+    bash benchmarks/gpu_recipe_vs_tuned.sh                           # all GPU benchmarks
 
 For each run in ``BENCH_RUNS`` (default ``base tuned``; ``ENV@EPOCHS`` overrides the
 epochs, e.g. ``tuned@15``) it loads the project's parameters for that config environment

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Everything issue 5 measures, in one device call (see benchmarks/README.md for the calls
-# before it). Most important first, each step under its own time limit; output under $OUT.
-#   On the device:  source .devdata/c/setup-on-device.sh && bash benchmarks/gpu_recipe_vs_tuned.sh
+# The GPU benchmarks in one go, most important first, each step under its own time limit;
+# output under $OUT.
+#   On a GPU:       KERAS_BACKEND=jax CIFAR_ROOT=/path/to/data bash benchmarks/gpu_recipe_vs_tuned.sh
 #   CPU smoke run:  BENCH_MAX_TRAIN=256 BENCH_MAX_VALIDATION=64 BENCH_MAX_TEST=256 BENCH_EPOCHS=2 \
 #     BENCH_BARE_STEPS=2 BENCH_AUG_STEPS=2 BENCH_TIMEOUT_SCALE=20 CIFAR_ROOT=../shared/data \
 #     bash benchmarks/gpu_recipe_vs_tuned.sh
-# The limits below add up to 510 s: give the device call timeout_s=570.
+# The limits below add up to 510 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export KERAS_BACKEND="${KERAS_BACKEND:-jax}" PYTHONUNBUFFERED=1
