@@ -13,7 +13,7 @@ from kedro.io.core import Version
 from alexnet_cifar10.datasets import JSONDataset, NpzDataset
 from alexnet_cifar10.hooks import PreflightHook, RunVersionsHook, _sections_used
 from alexnet_cifar10.pipeline_registry import producers
-from alexnet_cifar10.pipelines import data_processing, evaluate, training
+from alexnet_cifar10.pipelines import data_processing, evaluate, features, predict, training
 
 OLDER, NEWER, THIS_RUN = (
     "2026-01-01T00.00.00.000Z",
@@ -38,6 +38,8 @@ def test_sections_used_are_the_top_level_keys_the_nodes_read() -> None:
         "run_label",
     }
     assert _sections_used(evaluate.create_pipeline()) == {"class_names", "evaluate"}
+    assert _sections_used(predict.create_pipeline()) == {"class_names", "predict"}
+    assert _sections_used(features.create_pipeline()) == {"class_names", "features", "seed"}
 
 
 def test_producers_name_the_pipeline_that_makes_each_dataset() -> None:
@@ -45,7 +47,9 @@ def test_producers_name_the_pipeline_that_makes_each_dataset() -> None:
     assert made_by["model"] == made_by["untrained_model"] == "training"
     assert made_by["model_input_test"] == "data_processing"
     assert made_by["test_metrics"] == "evaluate"
-    assert "cifar10_raw" not in made_by
+    assert made_by["user_predictions"] == made_by["contact_sheet"] == "predict"
+    assert made_by["embeddings"] == made_by["linear_probe_metrics"] == "features"
+    assert "cifar10_raw" not in made_by and "user_images" not in made_by
 
 
 def test_preflight_stops_bad_parameters_with_one_line_each(

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import pytest
-from kedro_cli import SHARED_CIFAR
+from kedro_cli import SHARED_CIFAR, kedro, make_project, versions
+from PIL import Image
 from synthetic_cifar import CLASS_NAMES
 
 from alexnet_cifar10.datasets import CIFAR10Dataset
@@ -31,3 +36,58 @@ def test_real_release_splits_and_statistics() -> None:
     assert set(splits["official_test"]["class_counts"].values()) == {1000}
     mean = [round(v, 4) for v in report["channel_mean"]["official_train"]]
     assert mean == [0.4914, 0.4822, 0.4465]
+
+
+def test_predict_agrees_with_evaluate_on_real_test_images(tmp_path: Path) -> None:
+    """50 real test images written as PNG files and classified by `predict` get the
+    classes and probabilities `evaluate` gave the same images with the same model."""
+    project = make_project(tmp_path / "project")
+    (project / "data" / "01_raw" / SHARED_CIFAR.name).symlink_to(SHARED_CIFAR)
+    # A tiny network (conf/test) trained one epoch on 2% of the real data: the point is
+    # the agreement of two paths on the same model, not its accuracy.
+    result = kedro(
+        project, "run", "--env", "test", "--params", "data_processing.subset_fraction=0.02"
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    [model_version] = versions(project, "06_models", "alexnet.keras")
+    test = np.load(
+        project
+        / "data/05_model_input/model_input_test.npz"
+        / model_version
+        / "model_input_test.npz"
+    )
+    folder = project / "data" / "01_raw" / "user_images"
+    folder.mkdir()
+    for image, index in zip(test["images"][:50], test["index"][:50], strict=True):
+        Image.fromarray(image).save(folder / f"test_{index:05d}.png")
+
+    result = kedro(
+        project, "run", "--env", "test", "--pipelines", "predict",
+        "--load-versions", f"model:{model_version}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    [run] = versions(project, "07_model_output", "user_predictions.csv")
+    predicted = pd.read_csv(
+        project / "data/07_model_output/user_predictions.csv" / run / "user_predictions.csv"
+    )
+    evaluated = pd.read_csv(
+        project / "data/07_model_output/test_predictions.csv" / model_version
+        / "test_predictions.csv"
+    ).set_index("test_batch_index")  # fmt: skip
+    predicted["test_batch_index"] = predicted["file"].str.slice(5, 10).astype(int)
+    evaluated = evaluated.loc[predicted["test_batch_index"]]
+    assert len(predicted) == 50 and set(predicted["status"]) == {"ok"}
+    assert set(predicted["model_version"]) == set(evaluated["model_version"]) == {model_version}
+    columns = [f"p_{name}" for name in CLASS_NAMES]
+    # The trained model tells the images apart (no constant output to agree on trivially).
+    assert evaluated[columns].to_numpy().std(axis=0).max() > 1e-3
+    np.testing.assert_allclose(
+        predicted[columns].to_numpy(), evaluated[columns].to_numpy(), rtol=0, atol=1e-5
+    )
+    assert predicted["top1_class"].tolist() == evaluated["predicted_class"].tolist()
+    np.testing.assert_allclose(
+        predicted["top1_probability"], evaluated["confidence"], rtol=0, atol=1e-5
+    )
+    ranked = np.sort(evaluated[columns].to_numpy(), axis=1)[:, ::-1][:, :3]
+    top3 = predicted[[f"top{rank}_probability" for rank in (1, 2, 3)]].to_numpy()
+    np.testing.assert_allclose(top3, ranked, rtol=0, atol=1e-5)

@@ -73,7 +73,8 @@ def test_an_unknown_key_is_named_with_the_known_ones(base_params: dict) -> None:
     params["training"]["epoch"] = 3
     assert parameter_problems(params, SECTIONS) == [
         "Parameter 'trainig' is not a parameter of this project (known: ['class_names', "
-        "'data_processing', 'evaluate', 'run_label', 'seed', 'training']).",
+        "'data_processing', 'evaluate', 'features', 'predict', 'run_label', 'seed', "
+        "'training']).",
         "Parameter 'training.epoch' is not a parameter of this project (known: ['augmentation',"
         " 'batch_size', 'epochs', 'jit_compile', 'label_smoothing', 'loss', 'lr_schedule', "
         "'model', 'optimizer', 'precision', 'progress_seconds', 'resume']).",
@@ -178,3 +179,49 @@ def test_validate_parameters_raises_one_line_per_problem(base_params: dict) -> N
         "Parameter 'run_label' must be a string of at least 1 character(s); got ''.",
         "Parameter 'seed' must be greater than or equal to 0; got -1.",
     ]
+
+
+@pytest.mark.parametrize(
+    ("section", "path", "value", "line"),
+    [
+        (
+            "predict",
+            ("resize", "fit"),
+            "squash",
+            "Parameter 'predict.resize.fit' must be 'crop', 'pad' or 'stretch'; got 'squash'.",
+        ),
+        (
+            "predict",
+            ("resize", "background", 1),
+            256,
+            "Parameter 'predict.resize.background[1]' must be less than or equal to 255; got 256.",
+        ),
+        (
+            "predict",
+            ("contact_sheet", "columns"),
+            0,
+            "Parameter 'predict.contact_sheet.columns' must be greater than or equal to 1; got 0.",
+        ),
+        (
+            "features",
+            ("probe", "C", 0),
+            0.0,
+            "Parameter 'features.probe.C[0]' must be greater than 0; got 0.0.",
+        ),
+        (
+            "features",
+            ("projection", "max_points"),
+            "all",
+            "Parameter 'features.projection.max_points' must be a valid integer; got 'all'.",
+        ),
+    ],
+)
+def test_predict_and_features_values_are_named_by_their_full_key(
+    base_params: dict, section: str, path: tuple, value: object, line: str
+) -> None:
+    params = copy.deepcopy(base_params)
+    target = params[section]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    assert parameter_problems(params, [section]) == [line]

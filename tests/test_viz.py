@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,9 @@ except ImportError:  # the browser fixture skips, or fails under CI
 REPO = Path(__file__).resolve().parents[1]
 DOCS_IMAGES = REPO / "docs" / "images"
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-PIPELINES = ("data_processing", "training", "evaluate")
+PIPELINES = ("data_processing", "training", "evaluate", "predict", "features")
+# What `kedro run` runs, and kedro viz shows first; predict and features run on demand.
+DEFAULT = ("data_processing", "training", "evaluate")
 LAYERS = ["raw", "intermediate", "model_input", "models", "model_output", "reporting"]
 PLOT = "confusion_matrix_plot"
 # The page asks for the Inter font from Google Fonts and falls back to local fonts offline.
@@ -115,9 +117,11 @@ def expected_graph() -> dict[str, dict[str, set[str]]]:
             "parameters": {d for d in datasets if d.startswith("params:")},
             "uses": {(p, n.name) for n in pipe.nodes for p in n.inputs if p.startswith("params:")},
         }
-    graph["__default__"] = {
-        key: set().union(*(graph[name][key] for name in PIPELINES)) for key in graph[PIPELINES[0]]
-    }
+    for name, members in (("__default__", DEFAULT), ("__all__", PIPELINES)):
+        graph[name] = {
+            key: set().union(*(graph[member][key] for member in members))
+            for key in graph[PIPELINES[0]]
+        }
     return graph
 
 
@@ -131,26 +135,37 @@ def catalog_layers(project: Path) -> dict[str, str]:
     }
 
 
-def check_api(main: dict[str, Any], project: Path) -> None:
-    """The data behind the page: pipelines, layers, parameters wired to their nodes."""
+def _nodes_and_edges(api: dict[str, Any]) -> tuple[dict[str, dict[str, dict]], set]:
+    """Nodes by type then name, and edges as (source name, target name)."""
+    by_id = {node["id"]: node for node in api["nodes"]}
+    by_type: dict[str, dict[str, dict]] = {}
+    for node in api["nodes"]:
+        by_type.setdefault(node["type"], {})[node["name"]] = node
+    return by_type, {(by_id[e["source"]]["name"], by_id[e["target"]]["name"]) for e in api["edges"]}
+
+
+def check_api(fetch: Callable[[str], dict[str, Any]], project: Path) -> None:
+    """The data behind the page (``fetch("main")``: the default pipeline;
+    ``fetch("pipelines/<name>")``: another): every pipeline's nodes, layers, parameters
+    wired to their nodes."""
     graph = expected_graph()
+    main = fetch("main")
     assert {p["id"] for p in main["pipelines"]} >= {*PIPELINES, "__default__"}
     assert main["layers"] == LAYERS
-    by_id = {node["id"]: node for node in main["nodes"]}
-    by_type: dict[str, dict[str, dict]] = {}
-    for node in main["nodes"]:
-        by_type.setdefault(node["type"], {})[node["name"]] = node
-    for kind in ("task", "data", "parameters"):
-        assert set(by_type.get(kind, {})) == graph["__default__"][kind], kind
-    for name in PIPELINES:  # each node belongs to the pipelines that hold it
-        for kind in ("task", "data", "parameters"):
-            shown = {n for n, node in by_type[kind].items() if name in node["pipelines"]}
-            assert shown == graph[name][kind], (name, kind)
     layers = catalog_layers(project)
-    for name, node in by_type["data"].items():
-        assert node["layer"] == layers.get(name), f"{name} is in layer {node['layer']}"
-    edges = {(by_id[e["source"]]["name"], by_id[e["target"]]["name"]) for e in main["edges"]}
-    assert graph["__default__"]["uses"] <= edges, "parameters not attached to their nodes"
+    edges: set[tuple[str, str]] = set()
+    for name in ("__default__", *PIPELINES):
+        by_type, shown_edges = _nodes_and_edges(
+            main if name == "__default__" else fetch(f"pipelines/{name}")
+        )
+        for kind in ("task", "data", "parameters"):
+            assert set(by_type.get(kind, {})) == graph[name][kind], (name, kind)
+            # Each node says which pipelines hold it.
+            assert all(name in node["pipelines"] for node in by_type.get(kind, {}).values())
+        for dataset, node in by_type["data"].items():
+            assert node["layer"] == layers.get(dataset), f"{dataset} is in layer {node['layer']}"
+        assert graph[name]["uses"] <= shown_edges, f"{name}: parameters not attached to nodes"
+        edges |= shown_edges
     # Every step of the recipe is a node: build_model makes the untrained network that
     # train_model fits on the model inputs; the network's summary is an artifact.
     assert {
@@ -160,7 +175,19 @@ def check_api(main: dict[str, Any], project: Path) -> None:
         ("untrained_model", "summarise_model"),
         ("summarise_model", "model_summary"),
     } <= edges
-    assert by_type["data"]["model_summary"]["layer"] == "reporting"
+    assert layers["model_summary"] == "reporting"
+    # predict: the user's folder to the model's input to predictions; features: the
+    # model and the model inputs to embeddings, then the probe and the projection.
+    assert {
+        ("user_images", "prepare_images"),
+        ("prepare_images", "user_model_input"),
+        ("model", "predict_images"),
+        ("predict_images", "user_predictions"),
+        ("model", "extract_embeddings"),
+        ("model_input_test", "extract_embeddings"),
+        ("embeddings", "fit_linear_probe"),
+        ("embeddings", "plot_embedding_projection"),
+    } <= edges
 
 
 # --- browser -------------------------------------------------------------------------------
@@ -354,14 +381,14 @@ def test_kedro_viz_server(finished_project: Path, browser: Any, tmp_path: Path):
             assert server.poll() is None, (tmp_path / "viz.log").read_text()[-4000:]
             assert time.monotonic() - started < 120, "kedro viz did not answer in 120 s"
             try:
-                main = json.loads(http_get(url + "api/main"))
+                http_get(url + "api/main")
                 break
             except OSError:
                 time.sleep(1)
         addresses = listening_addresses(port)
         if addresses is not None:  # 0100007F is 127.0.0.1
             assert addresses == {"0100007F"}, f"listens on {addresses}, not 127.0.0.1 only"
-        check_api(main, project)
+        check_api(lambda path: json.loads(http_get(url + "api/" + path)), project)
 
         session = Session(browser, (url,))
         try:
@@ -395,7 +422,7 @@ def test_kedro_viz_static_build(finished_project: Path, browser: Any, tmp_path: 
     output = result.stdout + result.stderr
     assert result.returncode == 0 and "Success" in output, output[-4000:]
     build = project / "build"
-    check_api(json.loads((build / "api" / "main").read_text()), project)
+    check_api(lambda path: json.loads((build / "api" / path).read_text()), project)
 
     # Any file is local; kedro-viz 12.5 even asks for file:///api/run-status (an absolute
     # path, so the run-status panel stays empty in a build opened from disk).

@@ -10,6 +10,10 @@ from kedro.pipeline import Pipeline
 
 import alexnet_cifar10.pipelines
 
+# `kedro run` is the recipe: data, training, evaluation. The others run on demand with
+# --pipelines: predict needs pictures in data/01_raw/user_images, features a trained model.
+RECIPE = ("data_processing", "training", "evaluate")
+
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines.
@@ -18,7 +22,9 @@ def register_pipelines() -> dict[str, Pipeline]:
         A mapping from pipeline names to ``Pipeline`` objects.
     """
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(pipelines.values())
+    # Kedro loads only the pipelines a run names (all of them for __default__).
+    recipe = [pipelines[name] for name in RECIPE if name in pipelines]
+    pipelines["__default__"] = sum(recipe, Pipeline([]))
     return pipelines
 
 

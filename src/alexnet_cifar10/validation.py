@@ -93,6 +93,41 @@ class Evaluate(_Schema):
     batch_size: PositiveInt
 
 
+ColourLevel = Annotated[int, Field(ge=0, le=255)]
+
+
+class ResizePolicy(_Schema):
+    fit: Literal["crop", "pad", "stretch"]
+    resample: Literal["lanczos", "bicubic", "hamming", "bilinear", "box", "nearest"]
+    background: Annotated[list[ColourLevel], Field(min_length=3, max_length=3)]
+
+
+class ContactSheet(_Schema):
+    columns: PositiveInt
+    max_images: PositiveInt
+
+
+class Predict(_Schema):
+    batch_size: PositiveInt
+    resize: ResizePolicy
+    contact_sheet: ContactSheet
+
+
+class LinearProbe(_Schema):
+    C: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
+    max_iter: PositiveInt
+
+
+class Projection(_Schema):
+    max_points: Annotated[int, Field(ge=2)]
+
+
+class Features(_Schema):
+    batch_size: PositiveInt
+    probe: LinearProbe
+    projection: Projection
+
+
 # Every top-level key of conf/*/parameters*.yml and the schema of its value.
 SECTIONS: dict[str, Any] = {
     "seed": Annotated[int, Field(ge=0)],
@@ -101,6 +136,8 @@ SECTIONS: dict[str, Any] = {
     "data_processing": DataProcessing,
     "training": Training,
     "evaluate": Evaluate,
+    "predict": Predict,
+    "features": Features,
 }
 
 

@@ -1,20 +1,32 @@
 """Custom Kedro datasets of the project."""
 
 from alexnet_cifar10.datasets.cifar10_dataset import CIFAR10Data, CIFAR10Dataset
+from alexnet_cifar10.datasets.image_folder_dataset import ImageFolderDataset
 from alexnet_cifar10.datasets.kedro_datasets_atomic import (
     CSVDataset,
     JSONDataset,
     MatplotlibDataset,
+    ParquetDataset,
 )
 from alexnet_cifar10.datasets.keras_model_dataset import KerasModelDataset
 from alexnet_cifar10.datasets.npz_dataset import NpzDataset
+from alexnet_cifar10.datasets.user_image_dataset import (
+    ImageRefusedError,
+    UserImage,
+    UserImageDataset,
+)
 
 __all__ = [
     "CIFAR10Data",
     "CIFAR10Dataset",
     "CSVDataset",
+    "ImageFolderDataset",
+    "ImageRefusedError",
     "JSONDataset",
     "KerasModelDataset",
     "MatplotlibDataset",
     "NpzDataset",
+    "ParquetDataset",
+    "UserImage",
+    "UserImageDataset",
 ]

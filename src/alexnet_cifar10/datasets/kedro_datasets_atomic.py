@@ -5,6 +5,7 @@ from __future__ import annotations
 from kedro_datasets.json import JSONDataset as _JSONDataset
 from kedro_datasets.matplotlib import MatplotlibDataset as _MatplotlibDataset
 from kedro_datasets.pandas import CSVDataset as _CSVDataset
+from kedro_datasets.pandas import ParquetDataset as _ParquetDataset
 
 from alexnet_cifar10.datasets.atomic import AtomicVersionMixin
 
@@ -19,3 +20,7 @@ class CSVDataset(AtomicVersionMixin, _CSVDataset):
 
 class MatplotlibDataset(AtomicVersionMixin, _MatplotlibDataset):
     """``matplotlib.MatplotlibDataset`` with crash-safe versioned saves (single figures)."""
+
+
+class ParquetDataset(AtomicVersionMixin, _ParquetDataset):
+    """``pandas.ParquetDataset`` with crash-safe versioned saves (single files)."""

@@ -1,0 +1,72 @@
+"""Kedro dataset for a folder of pictures a person fills by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import PurePosixPath
+from typing import Any
+
+from kedro.io.core import AbstractDataset, DatasetError
+from kedro_datasets.partitions import PartitionedDataset
+
+from alexnet_cifar10.datasets.user_image_dataset import SAFE_FORMATS, UserImage, UserImageDataset
+
+
+def _hidden(partition: str) -> bool:
+    return any(part.startswith(".") for part in PurePosixPath(partition).parts)
+
+
+class ImageFolderDataset(PartitionedDataset):
+    """Every file under a folder (sub-folders too), each read by ``UserImageDataset``.
+
+    kedro-datasets' ``partitions.PartitionedDataset`` with two differences for a folder
+    that a person fills: hidden files and folders (``.DS_Store``, ``.ipynb_checkpoints/``)
+    are left out, and an empty or missing folder is a one-line error that says where to
+    put the pictures. Loading returns ``{relative file path: load function}``; a file is
+    only read when its function is called.
+
+    Example catalog entry::
+
+        user_images:
+          type: alexnet_cifar10.datasets.ImageFolderDataset
+          path: data/01_raw/user_images
+          dataset:
+            type: alexnet_cifar10.datasets.UserImageDataset
+            load_args:
+              max_pixels: 67108864
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        dataset: str | type[AbstractDataset] | dict[str, Any] = UserImageDataset,
+        **kwargs: Any,
+    ) -> None:
+        """Creates the dataset; ``dataset`` defaults to ``UserImageDataset``, the other
+        arguments are ``PartitionedDataset``'s."""
+        super().__init__(path=path, dataset=dataset, **kwargs)
+
+    def _visible(self) -> list[str]:
+        return [
+            path for path in self._list_partitions() if not _hidden(self._path_to_partition(path))
+        ]
+
+    def _nothing_to_read(self) -> str:
+        state = "is empty" if self._filesystem.isdir(self._path) else "does not exist"
+        formats = ", ".join(SAFE_FORMATS)
+        return (
+            f"No images to classify: the folder '{self._path}' {state}. Put the pictures "
+            f"there ({formats}; any size, sub-folders too), or point the catalog entry's "
+            "`path` at the folder that holds them."
+        )
+
+    def load(self) -> dict[str, Callable[[], UserImage]]:
+        self._invalidate_caches()
+        if not self._visible():
+            raise DatasetError(self._nothing_to_read())
+        partitions = super().load()
+        return {name: load for name, load in partitions.items() if not _hidden(name)}
+
+    def _exists(self) -> bool:
+        return bool(self._visible())

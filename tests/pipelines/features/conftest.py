@@ -1,0 +1,27 @@
+"""Fixtures for the features tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from synthetic_cifar import CLASS_NAMES
+
+TINY = {
+    "conv_layers": [{"filters": 4, "kernel_size": 3, "strides": 1, "pool": True}],
+    "pool_size": 3,
+    "pool_strides": 2,
+    "dense_units": [8, 6],
+    "dropout": 0.5,
+}
+
+
+@pytest.fixture(scope="session")
+def model() -> Any:
+    """A tiny untrained network of the recipe's shape: fc1 (8), fc2 (6), softmax."""
+    import keras  # noqa: PLC0415 - the backend starts for the tests that need a network
+
+    from alexnet_cifar10.model import build_alexnet  # noqa: PLC0415
+
+    keras.utils.set_random_seed(0)
+    return build_alexnet(TINY, num_classes=len(CLASS_NAMES))

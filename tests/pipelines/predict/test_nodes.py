@@ -1,0 +1,209 @@
+"""Unit tests of the predict nodes: every bad kind of file, the resize policy, the outputs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from user_images import BAD, GOOD, VANISHING, status_is_right, write_user_images
+
+from alexnet_cifar10.datasets import ImageFolderDataset, ImageRefusedError, NpzDataset
+from alexnet_cifar10.pipelines.predict.nodes import (
+    fit_to_input,
+    plot_contact_sheet,
+    predict_images,
+    prepare_images,
+    summarise_predictions,
+    to_rgb,
+)
+
+RESIZE = {"fit": "crop", "resample": "lanczos", "background": [255, 255, 255]}
+CLASSES = ["a", "b", "c", "d"]
+TRAINING_RUN = {
+    "run_label": "unit",
+    "kedro_env": "test",
+    "model_version": "2026-01-02T03.04.05.678Z",
+}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
+    """The folder of every kind of file through prepare_images; one file vanishes after
+    the folder was listed, before its turn."""
+    folder = tmp_path_factory.mktemp("user_images")
+    write_user_images(folder, {**BAD, **GOOD})
+    partitions = ImageFolderDataset(path=str(folder)).load()
+    (folder / VANISHING).unlink()
+    return prepare_images(partitions, RESIZE)
+
+
+@pytest.mark.parametrize("name", sorted({**BAD, **GOOD}))
+def test_each_kind_of_file_gets_its_status(prepared: dict, name: str) -> None:
+    [row] = np.flatnonzero(prepared["file_name"] == name)
+    assert status_is_right(name, str(prepared["status"][row])), prepared["status"][row]
+    assert prepared["accepted"][row] == (not prepared["status"][row].startswith("refused"))
+
+
+def test_accepted_files_become_32x32_rgb_in_file_order(prepared: dict) -> None:
+    assert list(prepared["file_name"]) == sorted(prepared["file_name"])
+    assert prepared["images"].shape == (prepared["accepted"].sum(), 32, 32, 3)
+    assert prepared["images"].dtype == np.uint8
+    pixels = dict(zip(prepared["file_name"][prepared["accepted"]], prepared["images"], strict=True))
+    assert (pixels["cmyk.jpg"][..., 0] > 200).all() and (pixels["cmyk.jpg"][..., 1:] < 60).all()
+    # Index 0 was transparent: flattened onto white around the red square.
+    assert pixels["palette_transparent.png"][0, 0].tolist() == [255, 255, 255]
+    assert pixels["palette_transparent.png"][16, 16].tolist() == [255, 0, 0]
+    assert pixels["animated.gif"][5, 5].tolist() == [255, 0, 0], "the first frame"
+    row = np.flatnonzero(prepared["file_name"] == "rotated.jpg")[0]
+    assert (prepared["format"][row], prepared["original_size"][row]) == ("JPEG", "60x40")
+
+
+def test_the_prepared_pictures_round_trip_through_their_catalog_dataset(
+    prepared: dict, tmp_path: Path
+) -> None:
+    dataset = NpzDataset(filepath=str(tmp_path / "user_model_input.npz"))
+    dataset.save(prepared)
+    loaded = dataset.load()
+    assert loaded.keys() == prepared.keys()
+    for key, value in prepared.items():
+        np.testing.assert_array_equal(loaded[key], value)
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
+    ramp = np.array([[0, 256, 32768, 65535]], dtype=np.uint16)
+    rgb, how = to_rgb(Image.fromarray(ramp), [255, 255, 255])
+    assert np.asarray(rgb)[0, :, 0].tolist() == [0, 1, 128, 255]
+    assert how == "16-bit greyscale (I;16) to 8-bit RGB"
+
+
+def test_alpha_is_flattened_onto_the_background_only_where_transparent() -> None:
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., 0], rgba[0, 0, 3], rgba[0, 1, 3] = 200, 255, 0
+    rgb, how = to_rgb(Image.fromarray(rgba), [0, 0, 255])
+    assert np.asarray(rgb)[0].tolist() == [[200, 0, 0], [0, 0, 255]]
+    assert how == "RGBA with transparency flattened onto (0, 0, 255)"
+    opaque = np.full((2, 2, 4), 255, np.uint8)
+    assert to_rgb(Image.fromarray(opaque), [0, 0, 0])[1] == "RGBA (opaque) to RGB"
+
+
+@pytest.mark.parametrize("mode", ["I", "F"])
+def test_pixels_without_an_8_bit_scale_are_refused(mode: str) -> None:
+    with pytest.raises(ImageRefusedError, match=f"pixels \\({mode}\\) have no 8-bit scale"):
+        to_rgb(Image.new(mode, (2, 2)), [0, 0, 0])
+
+
+def test_a_mode_pillow_cannot_convert_is_refused() -> None:
+    with pytest.raises(ImageRefusedError, match="pixel mode La has no conversion to RGB"):
+        to_rgb(Image.new("La", (2, 2)), [0, 0, 0])
+
+
+def _stripes() -> Image.Image:
+    """96x32: red, green and blue thirds side by side."""
+    pixels = np.zeros((32, 96, 3), np.uint8)
+    for third in range(3):
+        pixels[:, third * 32 : (third + 1) * 32, third] = 255
+    return Image.fromarray(pixels)
+
+
+def test_the_fit_policies() -> None:
+    crop = np.asarray(fit_to_input(_stripes(), RESIZE))
+    assert crop.shape == (32, 32, 3)
+    assert (crop[..., 1] > 250).all() and (crop[..., [0, 2]] < 5).all(), "the centre square"
+    pad = np.asarray(fit_to_input(_stripes(), {**RESIZE, "fit": "pad", "background": [9, 9, 9]}))
+    assert pad[0].tolist() == [[9, 9, 9]] * 32 and pad[16, 16, 1] > 250
+    stretch = np.asarray(fit_to_input(_stripes(), {**RESIZE, "fit": "stretch"}))
+    assert stretch[16, 2, 0] > 250 and stretch[16, 29, 2] > 250
+
+
+@pytest.mark.parametrize("fit", ["crop", "pad", "stretch"])
+@pytest.mark.parametrize("resample", ["lanczos", "nearest"])
+def test_a_32x32_picture_passes_through_unchanged(fit: str, resample: str) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    policy = {**RESIZE, "fit": fit, "resample": resample}
+    np.testing.assert_array_equal(np.asarray(fit_to_input(Image.fromarray(pixels), policy)), pixels)
+
+
+class _FixedModel:
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def predict(self, images: np.ndarray, batch_size: int, verbose: int) -> np.ndarray:
+        self.seen += len(images)
+        return np.tile(np.array([0.1, 0.2, 0.4, 0.3], np.float32), (len(images), 1))
+
+
+def _prepared_table() -> dict[str, np.ndarray]:
+    return {
+        "file_name": np.array(["a.png", "b.txt", "c.jpg"]),
+        "status": np.array(["ok", "refused: empty file (0 bytes)", "converted: CMYK to RGB"]),
+        "format": np.array(["PNG", "", "JPEG"]),
+        "original_size": np.array(["32x32", "", "64x48"]),
+        "original_mode": np.array(["RGB", "", "CMYK"]),
+        "accepted": np.array([True, False, True]),
+        "images": np.zeros((2, 32, 32, 3), np.uint8),
+    }
+
+
+def test_predictions_have_top_3_every_probability_and_the_model_version() -> None:
+    model = _FixedModel()
+    frame = predict_images(model, _prepared_table(), CLASSES, 8, TRAINING_RUN)
+    assert model.seen == 2, "refused files never reach the model"
+    assert frame["file"].tolist() == ["a.png", "b.txt", "c.jpg"]
+    assert frame.loc[0, ["top1_class", "top2_class", "top3_class"]].tolist() == ["c", "d", "b"]
+    assert frame.loc[0, "top1_probability"] == pytest.approx(0.4)
+    assert frame.loc[1, ["top1_class", "top1_probability"]].isna().all()
+    assert frame.loc[1, "status"] == "refused: empty file (0 bytes)"
+    assert set(frame["model_version"]) == {TRAINING_RUN["model_version"]}
+    assert list(frame.columns[-4:]) == ["p_a", "p_b", "p_c", "p_d"]
+    assert frame.loc[2, "original_mode"] == "CMYK"
+
+
+def test_a_folder_of_refused_files_still_gets_its_table() -> None:
+    table = {key: value[1:2] for key, value in _prepared_table().items() if key != "images"}
+    table["images"] = np.zeros((0, 32, 32, 3), np.uint8)
+    model = _FixedModel()
+    frame = predict_images(model, table, CLASSES, 8, TRAINING_RUN)
+    assert model.seen == 0 and frame["top1_class"].isna().all()
+
+
+def test_contact_sheet_has_a_tile_per_file_saying_what_was_seen() -> None:
+    prepared = _prepared_table()
+    frame = predict_images(_FixedModel(), prepared, CLASSES, 8, TRAINING_RUN)
+    figure = plot_contact_sheet(prepared, frame, {"columns": 2, "max_images": 3}, TRAINING_RUN)
+    axes = figure.get_axes()
+    assert len(axes) == 4 and not axes[3].axison
+    assert axes[0].get_title() == "a.png\nc 0.40" and len(axes[0].images) == 1
+    assert axes[1].get_title() == "b.txt\nrefused" and not axes[1].images
+    assert "empty file" in axes[1].texts[0].get_text()
+    assert TRAINING_RUN["model_version"] in figure._suptitle.get_text()
+
+
+def test_summary_counts_and_logs_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    frame = pd.DataFrame(
+        {"file": ["a", "b", "c"], "status": ["ok", "refused: x", "converted: CMYK to RGB"]}
+    )
+    with caplog.at_level(logging.INFO):
+        summary = summarise_predictions(frame, TRAINING_RUN)
+    assert (summary["predicted"], summary["converted"], summary["refused"]) == (2, 1, 1)
+    assert summary["refused_files"] == {"b": "refused: x"}
+    assert [r.getMessage() for r in caplog.records] == [
+        "Predict summary: 2 predicted (1 of them converted), 1 refused, of 3 files; "
+        "model 2026-01-02T03.04.05.678Z"
+    ]
+
+
+def _unreadable() -> None:
+    raise ImageRefusedError("unreadable")
+
+
+def test_progress_is_logged_for_a_large_folder(caplog: pytest.LogCaptureFixture) -> None:
+    partitions = {f"{i:03d}.png": _unreadable for i in range(100)}
+    with caplog.at_level(logging.INFO):
+        prepare_images(partitions, RESIZE)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "Prepared 10 of 100 pictures (10 refused so far)"
+    assert lines[-1] == "Prepared 100 of 100 pictures (100 refused so far)"
