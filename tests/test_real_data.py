@@ -43,23 +43,23 @@ def test_predict_agrees_with_evaluate_on_real_test_images(tmp_path: Path) -> Non
     classes and probabilities `evaluate` gave the same images with the same model."""
     project = make_project(tmp_path / "project")
     (project / "data" / "01_raw" / SHARED_CIFAR.name).symlink_to(SHARED_CIFAR)
-    # A tiny network (conf/test) trained one epoch on 2% of the real data: the point is
-    # the agreement of two paths on the same model, not its accuracy.
-    result = kedro(
-        project, "run", "--env", "test", "--params", "data_processing.subset_fraction=0.02"
+    # conf/test's tiny network, two epochs on 2% of the real data: the point is the
+    # agreement of two paths on the same model, not its accuracy. A fast BatchNorm
+    # momentum lets its inference statistics settle in so few steps; with Keras' default
+    # 0.99 the model answers nearly 0.1 for every class and image.
+    quick = (
+        "data_processing.subset_fraction=0.02,training.epochs=2,"
+        "training.model.batch_norm_momentum=0.5"
     )
+    result = kedro(project, "run", "--env", "test", "--params", quick)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     [model_version] = versions(project, "06_models", "alexnet.keras")
-    test = np.load(
-        project
-        / "data/05_model_input/model_input_test.npz"
-        / model_version
-        / "model_input_test.npz"
-    )
+    inputs = project / "data/05_model_input/model_input_test.npz" / model_version
     folder = project / "data" / "01_raw" / "user_images"
     folder.mkdir()
-    for image, index in zip(test["images"][:50], test["index"][:50], strict=True):
-        Image.fromarray(image).save(folder / f"test_{index:05d}.png")
+    with np.load(inputs / "model_input_test.npz") as test:
+        for image, index in zip(test["images"][:50], test["index"][:50], strict=True):
+            Image.fromarray(image).save(folder / f"test_{index:05d}.png")
 
     result = kedro(
         project, "run", "--env", "test", "--pipelines", "predict",
@@ -80,14 +80,16 @@ def test_predict_agrees_with_evaluate_on_real_test_images(tmp_path: Path) -> Non
     assert set(predicted["model_version"]) == set(evaluated["model_version"]) == {model_version}
     columns = [f"p_{name}" for name in CLASS_NAMES]
     # The trained model tells the images apart (no constant output to agree on trivially).
-    assert evaluated[columns].to_numpy().std(axis=0).max() > 1e-3
+    assert evaluated[columns].to_numpy().std(axis=0).max() > 0.01
     np.testing.assert_allclose(
         predicted[columns].to_numpy(), evaluated[columns].to_numpy(), rtol=0, atol=1e-5
-    )
-    assert predicted["top1_class"].tolist() == evaluated["predicted_class"].tolist()
-    np.testing.assert_allclose(
-        predicted["top1_probability"], evaluated["confidence"], rtol=0, atol=1e-5
     )
     ranked = np.sort(evaluated[columns].to_numpy(), axis=1)[:, ::-1][:, :3]
     top3 = predicted[[f"top{rank}_probability" for rank in (1, 2, 3)]].to_numpy()
     np.testing.assert_allclose(top3, ranked, rtol=0, atol=1e-5)
+    # The same class wherever evaluate's first two are further apart than the tolerance
+    # (a closer tie may fall either way within it).
+    decided = ranked[:, 0] - ranked[:, 1] > 2e-5
+    assert decided.sum() >= 40
+    top1 = predicted["top1_class"].to_numpy()[decided]
+    assert top1.tolist() == evaluated["predicted_class"].to_numpy()[decided].tolist()
