@@ -60,6 +60,21 @@ def sixteen_bit_png() -> bytes:
     return _encode(Image.fromarray(np.tile(ramp, (40, 1))), "PNG")
 
 
+def sixteen_bit_rgb_png() -> bytes:
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one): red ramps from 0 to 65535
+    along each row, blue is 0x8000 throughout."""
+    pixels = np.zeros((2, 4, 3), dtype=">u2")
+    pixels[..., 0] = np.linspace(0, 65535, 4)
+    pixels[..., 2] = 0x8000
+    rows = b"".join(b"\x00" + row.tobytes() for row in pixels)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 2, 16, 2, 0, 0, 0))
+        + _chunk(b"IDAT", zlib.compress(rows))
+        + _chunk(b"IEND", b"")
+    )
+
+
 def cmyk_jpeg() -> bytes:
     return _encode(Image.new("CMYK", (60, 40), (0, 255, 255, 0)), "JPEG")  # pure red
 

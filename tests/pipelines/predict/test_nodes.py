@@ -9,9 +9,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from user_images import BAD, GOOD, VANISHING, status_is_right, write_user_images
+from user_images import (
+    BAD,
+    GOOD,
+    VANISHING,
+    sixteen_bit_rgb_png,
+    status_is_right,
+    write_user_images,
+)
 
-from alexnet_cifar10.datasets import ImageFolderDataset, ImageRefusedError, NpzDataset
+from alexnet_cifar10.datasets import (
+    ImageFolderDataset,
+    ImageRefusedError,
+    NpzDataset,
+    UserImageDataset,
+)
 from alexnet_cifar10.pipelines.predict.nodes import (
     fit_to_input,
     plot_contact_sheet,
@@ -78,6 +90,14 @@ def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
     rgb, how = to_rgb(Image.fromarray(ramp), [255, 255, 255])
     assert np.asarray(rgb)[0, :, 0].tolist() == [0, 1, 128, 255]
     assert how == "16-bit greyscale (I;16) to 8-bit RGB"
+
+
+def test_sixteen_bit_rgb_is_read_as_its_top_bytes(tmp_path: Path) -> None:
+    (tmp_path / "rgb48.png").write_bytes(sixteen_bit_rgb_png())
+    photo = UserImageDataset(filepath=str(tmp_path / "rgb48.png")).load()
+    rgb, how = to_rgb(photo.image, [255, 255, 255])
+    assert how is None, "Pillow reads 16-bit RGB as 8-bit RGB: nothing left to convert"
+    assert np.asarray(rgb)[0].tolist() == [[0, 0, 128], [85, 0, 128], [170, 0, 128], [255, 0, 128]]
 
 
 def test_alpha_is_flattened_onto_the_background_only_where_transparent() -> None:
