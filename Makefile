@@ -2,6 +2,8 @@
 PYTHON ?= python3
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
+# MLflow 3 reads DO_NOT_TRACK only as "true"; this is its own switch.
+export MLFLOW_DISABLE_TELEMETRY := true
 CIFAR_SHARED ?= ../shared/data/cifar-10-batches-py
 
 .PHONY: install install-test data run quick test test-fast lint

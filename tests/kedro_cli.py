@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from synthetic_cifar import release_files, write_archive
@@ -19,6 +21,8 @@ ENV = {
     "DO_NOT_TRACK": "1",
     "COLUMNS": "200",
     "PYTHONUNBUFFERED": "1",
+    # MLflow 3 sends usage data unless told not to (it reads DO_NOT_TRACK only as "true").
+    "MLFLOW_DISABLE_TELEMETRY": "true",
 }
 
 
@@ -35,6 +39,24 @@ def make_project(root: Path) -> Path:
     )
     write_archive(root / "data" / "01_raw", release_files(per_batch=50))
     return root
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    """Copy a project folder. MLflow keeps absolute artifact paths in its store: the copy's
+    are moved along, so that runs in the copy write their artifacts inside it."""
+    shutil.copytree(source, target, symlinks=True)
+    store = target / "mlflow.db"
+    if store.exists():
+        old, new = (source / "mlartifacts").as_uri(), (target / "mlartifacts").as_uri()
+        with closing(sqlite3.connect(store)) as database, database:
+            database.execute(
+                "UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)",
+                (old, new),
+            )
+            database.execute(
+                "UPDATE runs SET artifact_uri = replace(artifact_uri, ?, ?)", (old, new)
+            )
+    return target
 
 
 def kedro(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
-from kedro_cli import kedro
+from kedro_cli import versions
 
 pytestmark = pytest.mark.slow
 
@@ -43,12 +44,11 @@ def test_notebook_is_committed_without_outputs():
 
 
 def test_notebook_runs_top_to_bottom_after_runs(
-    finished_project: Path, monkeypatch: pytest.MonkeyPatch
+    tracked_project: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """After a full run and a second evaluate run, every cell runs and shows what it promises."""
-    project = finished_project
-    result = kedro(project, "run", "--env", "test", "--pipelines", "evaluate")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    """After two tracked runs with different parameters and an evaluate run (conftest's
+    `tracked_runs`), every cell runs and shows what it promises."""
+    project = tracked_project
 
     # Where a data scientist keeps it: notebooks/ of the project, the working directory.
     notebooks = project / "notebooks"
@@ -96,3 +96,17 @@ def test_notebook_runs_top_to_bottom_after_runs(
     shown = sorted(set(VERSION.findall(cell_text(versions_cell))))
     assert len(on_disk) >= 2
     assert shown == on_disk, f"version table {shown} != saved versions {on_disk}"
+
+    # The tracked runs: both trainings and the evaluation, the parameters that differ
+    # between the trainings, and each run's test accuracy.
+    tracked = cell_text(
+        next(cell for cell in code_cells if "tracked-runs" in cell.metadata.get("tags", []))
+    )
+    models = versions(project, "06_models", "alexnet.keras")
+    assert len(models) == 2 and all(model in tracked for model in models)
+    assert f"evaluate {on_disk[-1]}" in tracked
+    assert "training.epochs" in tracked and "training.optimizer.learning_rate" in tracked
+    assert "class_names" not in tracked and "evaluate.batch_size" not in tracked
+    for version in on_disk:
+        saved = project / "data/08_reporting/test_metrics.json" / version / "test_metrics.json"
+        assert f"{json.loads(saved.read_text())['accuracy']:.2f}" in tracked

@@ -90,6 +90,10 @@ def test_a_plain_run_prints_no_backend_noise_nor_deprecations(project: Path) -> 
     output = result.stdout + result.stderr
     assert [word for word in NOISE if word in output] == []
     assert "Training on cpu:0" in output
+    [version] = versions(project, "06_models", "alexnet.keras")
+    assert (
+        f"MLflow run '{version}' recorded: 32 parameters, 21 metric values, 7 artifacts.\n"
+    ) in result.log
 
 
 def test_results_are_labelled_by_the_model_not_by_the_command(finished_project: Path) -> None:

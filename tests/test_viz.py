@@ -2,9 +2,9 @@
 
 Both tests use a project copy after one ``kedro run --env test`` (conftest's
 ``finished_project``), so datasets have data and the plots have previews, and drive Chromium
-(``/usr/bin/chromium``, via Playwright) offline: every request that leaves 127.0.0.1 or the
-disk is refused and recorded. Screenshots go to
-the test's tmp folder; with ``UPDATE_SCREENSHOTS=1`` they are also copied to docs/images/.
+offline (see ``browser``): every request that leaves 127.0.0.1 or the disk is refused and
+recorded. Screenshots go to the test's tmp folder; with ``UPDATE_SCREENSHOTS=1`` they are
+also copied to docs/images/.
 
 kedro-viz asks PyPI for a newer release when it starts (``requests``, 30 s timeout). The
 server gets ``HTTP(S)_PROXY`` pointing at a closed local port with ``NO_PROXY`` for
@@ -15,33 +15,30 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import random
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from browser import (
+    VIEWPORT,
+    Session,
+    assert_loopback_only,
+    check_screenshots,
+    free_port,
+    http_get,
+    offline_env,
+    stop_server,
+    wait_until_served,
+)
 from kedro_cli import ENV, kedro
 
 pytestmark = pytest.mark.slow
 
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # the browser fixture skips, or fails under CI
-    sync_playwright = None
-
-REPO = Path(__file__).resolve().parents[1]
-DOCS_IMAGES = REPO / "docs" / "images"
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 PIPELINES = ("data_processing", "training", "evaluate", "predict", "features")
 # What `kedro run` runs, and kedro viz shows first; predict and features run on demand.
 DEFAULT = ("data_processing", "training", "evaluate")
@@ -49,59 +46,12 @@ LAYERS = ["raw", "intermediate", "model_input", "models", "model_output", "repor
 PLOT = "confusion_matrix_plot"
 # The page asks for the Inter font from Google Fonts and falls back to local fonts offline.
 ALLOWED_OFFLINE_FAILURES = ("https://fonts.googleapis.com/", "https://fonts.gstatic.com/")
-VIEWPORT = {"width": 1920, "height": 1200}
 # A returning visitor: the first-visit feature tour was closed once (kedro-viz keeps its
 # settings in localStorage). Clicking the tour away instead can scroll the page sideways.
 NO_TOUR = "window.localStorage.setItem('KedroViz', JSON.stringify({showFeatureHints: false}))"
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A free local port below 49152 (kedro viz refuses the ephemeral range above)."""
-    for _ in range(100):
-        port = random.randint(20_000, 49_000)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free local port")
-
-
-def offline_env() -> dict[str, str]:
-    """Extra environment of the kedro commands: no network beyond loopback."""
-    dead_proxy = f"http://127.0.0.1:{free_port()}"  # nothing listens there: refused at once
-    env = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        env[name] = dead_proxy
-    return env
-
-
-def http_get(url: str, timeout: float = 10) -> bytes:
-    """GET a loopback URL, ignoring any proxy of the environment."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(url, timeout=timeout) as response:
-        return response.read()
-
-
-def listening_addresses(port: int) -> set[str] | None:
-    """Hex local addresses of the sockets listening on ``port``; None without /proc."""
-    tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
-    if not tables[0].exists():
-        return None
-    found = set()
-    for table in tables:
-        if not table.exists():
-            continue
-        for line in table.read_text().splitlines()[1:]:
-            fields = line.split()
-            address, port_hex = fields[1].rsplit(":", 1)
-            if fields[3] == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
-                found.add(address)
-    return found
 
 
 def expected_graph() -> dict[str, dict[str, set[str]]]:
@@ -191,59 +141,6 @@ def check_api(fetch: Callable[[str], dict[str, Any]], project: Path) -> None:
 
 
 # --- browser -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Headless Chromium from the system (Playwright cannot download browsers here)."""
-    problem = None
-    if sync_playwright is None:
-        problem = "playwright is not installed: pip install -e '.[test]'"
-    elif not Path(CHROMIUM).exists():
-        problem = f"Chromium not found at {CHROMIUM}: apt-get install chromium (.ci/run does)"
-    if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                # No DNS for anything but loopback, in case a request slipped past the router.
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                # The static build is opened from disk: its module scripts and its
-                # fetch() of api/ files are file:// requests, which Chromium refuses
-                # unless told to allow them.
-                "--allow-file-access-from-files",
-            ],
-        )
-        yield chromium
-        chromium.close()
-
-
-class Session:
-    """One browser tab with every non-local request refused and recorded."""
-
-    def __init__(self, browser: Any, local_prefixes: tuple[str, ...]):
-        self.context = browser.new_context(viewport=VIEWPORT)
-        self.context.add_init_script(NO_TOUR)
-        self.requests: list[str] = []
-        self.refused: list[str] = []
-        self.context.route("**/*", self._route)
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(30_000)
-        self.page.on("request", lambda request: self.requests.append(request.url))
-        self.local_prefixes = (*local_prefixes, "data:", "blob:")
-
-    def _route(self, route: Any) -> None:
-        if route.request.url.startswith(self.local_prefixes):
-            route.continue_()
-        else:
-            self.refused.append(route.request.url)
-            route.abort()
-
-    def close(self) -> None:
-        self.context.close()
 
 
 def task_names(page: Any) -> set[str]:
@@ -342,21 +239,6 @@ def use_viz(page: Any, url: str, project: Path, screenshots: Path, prefix: str) 
     return [overview, with_preview]
 
 
-def check_screenshots(screenshots: list[Path], publish: bool) -> None:
-    """Real pictures; with UPDATE_SCREENSHOTS=1 and ``publish``, copied to docs/images/."""
-    for path in screenshots:
-        assert path.stat().st_size > 20_000, f"{path} looks blank"
-    if publish and os.environ.get("UPDATE_SCREENSHOTS") == "1":
-        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-        for path in screenshots:
-            shutil.copy(path, DOCS_IMAGES / path.name)
-
-
-def assert_offline(session: Session) -> None:
-    unexpected = [u for u in session.refused if not u.startswith(ALLOWED_OFFLINE_FAILURES)]
-    assert not unexpected, f"the page tried to reach the network: {unexpected}"
-
-
 # --- tests ---------------------------------------------------------------------------------
 
 
@@ -376,40 +258,22 @@ def test_kedro_viz_server(finished_project: Path, browser: Any, tmp_path: Path):
     )
     url = f"http://127.0.0.1:{port}/"
     try:
-        started = time.monotonic()
-        while True:
-            assert server.poll() is None, (tmp_path / "viz.log").read_text()[-4000:]
-            assert time.monotonic() - started < 120, "kedro viz did not answer in 120 s"
-            try:
-                http_get(url + "api/main")
-                break
-            except OSError:
-                time.sleep(1)
-        addresses = listening_addresses(port)
-        if addresses is not None:  # 0100007F is 127.0.0.1
-            assert addresses == {"0100007F"}, f"listens on {addresses}, not 127.0.0.1 only"
+        wait_until_served(
+            server, lambda: json.loads(http_get(url + "api/main")), tmp_path / "viz.log"
+        )
+        assert_loopback_only(port)
         check_api(lambda path: json.loads(http_get(url + "api/" + path)), project)
 
-        session = Session(browser, (url,))
+        session = Session(browser, (url,), init_script=NO_TOUR)
         try:
             screenshots = use_viz(session.page, url, project, tmp_path, "kedro-viz")
-            assert_offline(session)
+            session.assert_offline(ALLOWED_OFFLINE_FAILURES)
         finally:
             session.close()
         check_screenshots(screenshots, publish=True)
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=20)
+        stop_server(server, port)
         log.close()
-    stopped = time.monotonic() + 20  # its server child may take a moment after the parent
-    while listening_addresses(port) and time.monotonic() < stopped:
-        time.sleep(0.5)
-    assert listening_addresses(port) in (None, set()), "the server still listens"
 
 
 def test_kedro_viz_static_build(finished_project: Path, browser: Any, tmp_path: Path):
@@ -426,11 +290,11 @@ def test_kedro_viz_static_build(finished_project: Path, browser: Any, tmp_path: 
 
     # Any file is local; kedro-viz 12.5 even asks for file:///api/run-status (an absolute
     # path, so the run-status panel stays empty in a build opened from disk).
-    session = Session(browser, ("file:",))
+    session = Session(browser, ("file:",), init_script=NO_TOUR)
     try:
         index = (build / "index.html").as_uri()
         screenshots = use_viz(session.page, index, project, tmp_path, "build")
-        assert_offline(session)
+        session.assert_offline(ALLOWED_OFFLINE_FAILURES)
         served = [u for u in session.requests if u.startswith(("http:", "https:"))]
         assert all(u.startswith(ALLOWED_OFFLINE_FAILURES) for u in served), served
     finally:

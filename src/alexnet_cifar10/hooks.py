@@ -35,6 +35,11 @@ class MissingInputError(DatasetError):
     """A pipeline input that no earlier run has saved."""
 
 
+def run_env(run_params: dict[str, Any]) -> str | None:
+    """The Kedro environment of a run (``--env``, else the default one)."""
+    return run_params.get("env") or settings.CONFIG_LOADER_ARGS.get("default_run_env")
+
+
 def _end_run(error: Exception) -> None:
     for line in str(error).splitlines():
         logger.error("Run stopped: %s", line)
@@ -127,8 +132,8 @@ class RunVersionsHook:
                 if isinstance(companion, AbstractVersionedDataset):
                     _pin(companion, model_version)
         if "run_context" in pipeline.inputs():
-            env = run_params.get("env") or settings.CONFIG_LOADER_ARGS.get("default_run_env")
-            catalog.save("run_context", {"kedro_env": env, "save_version": run_params["run_id"]})
+            context = {"kedro_env": run_env(run_params), "save_version": run_params["run_id"]}
+            catalog.save("run_context", context)
 
 
 class QuietBackendHook:

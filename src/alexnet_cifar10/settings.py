@@ -1,5 +1,6 @@
 """Project settings (see https://docs.kedro.org/en/stable/configure/)."""
 
+import logging
 import warnings
 
 from alexnet_cifar10.hooks import (
@@ -9,6 +10,7 @@ from alexnet_cifar10.hooks import (
     RunVersionsHook,
     UserErrorHook,
 )
+from alexnet_cifar10.tracking import TrackingHook
 
 HOOKS = (
     PreflightHook(),
@@ -16,14 +18,24 @@ HOOKS = (
     RunVersionsHook(),
     GracefulStopHook(),
     UserErrorHook(),
+    TrackingHook(),
 )
+
+# TrackingHook records runs in MLflow, with kedro-mlflow's configuration; kedro-mlflow's
+# own hook would open the store for every command and stop a run on any store error.
+# Kedro matches the distribution's name as its metadata spells it: kedro_mlflow since 2.0,
+# kedro-mlflow before.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow", "kedro-mlflow")
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     # Environments such as `quick` and `test` override single keys of nested parameters
-    # (say training.epochs) instead of replacing whole top-level dictionaries.
-    "merge_strategy": {"parameters": "soft"},
+    # (say training.epochs) instead of replacing whole top-level dictionaries; so does a
+    # conf/local/mlflow.yml that sets only server.mlflow_tracking_uri.
+    "merge_strategy": {"parameters": "soft", "mlflow": "soft"},
+    # kedro-mlflow's configuration file (its own hook would add this pattern).
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
 }
 
 # Kedro 1.7's OmegaConfigLoader still registers its resolvers with an OmegaConf call that
@@ -31,3 +43,14 @@ CONFIG_LOADER_ARGS = {
 warnings.filterwarnings(
     "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
 )
+
+
+def _not_mlflow_type_hint_advice(record: logging.LogRecord) -> bool:
+    return "Add type hints to the `predict` method" not in record.getMessage()
+
+
+# Kedro imports kedro-mlflow's hook module even though it is disabled above, and the model
+# class in it makes MLflow warn about type hints that no user of this project can add.
+# MLflow re-enables the warning inside its own call, so a warnings filter cannot drop it;
+# Kedro's logging receives it on the `py.warnings` logger.
+logging.getLogger("py.warnings").addFilter(_not_mlflow_type_hint_advice)

@@ -68,6 +68,7 @@ def test_train_model_returns_model_history_and_facts(tiny_training: dict) -> Non
     assert list(history.columns[:1]) == ["epoch"]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"} <= set(history)
     assert len(history) == 1
+    assert history["learning_rate"].tolist() == pytest.approx([0.001])
     assert facts["backend"] == keras.backend.backend()
     assert facts["device"].lower().startswith(("cpu", "gpu"))
     assert facts["train_images"] == 64 and facts["epochs_run"] == 1
@@ -77,6 +78,15 @@ def test_train_model_returns_model_history_and_facts(tiny_training: dict) -> Non
     assert facts["parameters"]["epochs"] == 1 and facts["parameters"]["seed"] == 0
     probabilities = model.predict(make_split(4)["images"], verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_history_follows_the_learning_rate_schedule(tiny_training: dict) -> None:
+    tiny_training.update(epochs=2, lr_schedule={"name": "warmup_cosine", "warmup_epochs": 1})
+    _, history, _ = train_model(
+        _build(tiny_training), make_split(32), make_split(16, 1), tiny_training, 0, "t", CONTEXT
+    )
+    # The rate after each epoch's last step: warmed up to the target, then decayed to 0.
+    assert history["learning_rate"].tolist() == pytest.approx([0.001, 0.0], abs=1e-6)
 
 
 def test_train_model_is_seeded(tiny_training: dict) -> None:

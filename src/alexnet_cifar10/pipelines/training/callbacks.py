@@ -17,8 +17,8 @@ logger = logging.getLogger(__name__)
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Logs one line per epoch and records its wall time; stops after an epoch whose loss
-    is NaN or infinite."""
+    """Logs one line per epoch and records its metrics, learning rate and wall time; stops
+    after an epoch whose loss is NaN or infinite."""
 
     def __init__(self, epochs: int) -> None:
         super().__init__()
@@ -39,6 +39,10 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         seconds = time.perf_counter() - self._start
         values = {k: float(v) for k, v in (logs or {}).items()}
+        # The rate of the epoch's last step (a schedule moves it every step); Keras puts it
+        # in the logs only when a learning-rate callback runs.
+        rate = self.model.optimizer.learning_rate
+        values.setdefault("learning_rate", float(keras.ops.convert_to_numpy(rate)))
         self.rows.append({"epoch": epoch + 1, **values, "epoch_seconds": round(seconds, 3)})
         # Checked per epoch, not per batch: reading the loss every batch would make the
         # host wait for the accelerator at every step.
