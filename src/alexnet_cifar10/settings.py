@@ -23,8 +23,8 @@ HOOKS = (
 
 # TrackingHook records runs in MLflow, with kedro-mlflow's configuration; kedro-mlflow's
 # own hook would open the store for every command and stop a run on any store error.
-# Kedro matches the distribution's name as its metadata spells it: kedro_mlflow since 2.0,
-# kedro-mlflow before.
+# Kedro compares the distribution name as its metadata spells it (kedro_mlflow for
+# kedro-mlflow 2.0.3), so both spellings are listed.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow", "kedro-mlflow")
 
 CONFIG_LOADER_ARGS = {
