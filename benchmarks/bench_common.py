@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,18 @@ def load_parameters(env: str) -> dict[str, Any]:
         **CONFIG_LOADER_ARGS,
     )
     return loader["parameters"]
+
+
+def short_training(params: dict[str, Any], epochs: int, batch_size: int | None) -> dict[str, Any]:
+    """The config's training parameters for a short fit: ``epochs`` epochs, ``batch_size``
+    if given, and a warm-up shorter than the run, as the node requires."""
+    training = {**params["training"], "epochs": epochs}
+    if batch_size:
+        training["batch_size"] = batch_size
+    schedule = training["lr_schedule"]
+    warmup = min(schedule.get("warmup_epochs", 0), epochs - 1)
+    training["lr_schedule"] = {**schedule, "warmup_epochs": warmup}
+    return training
 
 
 def _cap(split: Split, limit: int | None, seed: int) -> Split:
@@ -86,3 +100,29 @@ class EpochTimer(keras.callbacks.Callback):
         # Keras turns the epoch's logs into Python floats before this call, so the last
         # step has finished on the device by now.
         self.seconds.append(time.perf_counter() - self._start)
+
+
+def compare_arms(
+    arms: dict[str, Callable[[], list[float]]], rounds: int, images: int
+) -> dict[str, tuple[float, float]]:
+    """Fit the arms in turn for ``rounds`` rounds (each call returns its epochs' seconds),
+    printing every fit's epochs; print and return each arm's images/s over its median and
+    its fastest epoch, epoch 1 (compilation, warm-up) left out."""
+    width = max(len(name) for name in arms)
+    epochs: dict[str, list[float]] = {name: [] for name in arms}
+    for round_index in range(rounds):
+        for name, fit in arms.items():
+            keras.backend.clear_session()
+            seconds = fit()
+            epochs[name].extend(seconds[1:])
+            shown = ", ".join(f"{s:.2f}" for s in seconds)
+            print(f"round {round_index + 1} {name:{width}s} epoch seconds [{shown}]", flush=True)
+    # Median: the typical epoch. Fastest: the least disturbed one, on a shared machine.
+    print(f"\n{'arm':{width}s} {'img/s (median epoch)':>21s} {'img/s (fastest epoch)':>22s}")
+    rates = {
+        name: (images / statistics.median(values), images / min(values))
+        for name, values in epochs.items()
+    }
+    for name, (median, fastest) in rates.items():
+        print(f"{name:{width}s} {median:21,.1f} {fastest:22,.1f}")
+    return rates

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import statistics
+from functools import partial
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -25,7 +25,15 @@ import keras
 
 from alexnet_cifar10.model import build_alexnet
 from alexnet_cifar10.pipelines.training.nodes import LOSSES, OPTIMIZERS
-from bench_common import EpochTimer, Split, load_parameters, load_splits, train_with_nodes
+from bench_common import (
+    EpochTimer,
+    Split,
+    compare_arms,
+    load_parameters,
+    load_splits,
+    short_training,
+    train_with_nodes,
+)
 
 
 def plain_fit(train: Split, validation: Split, params: dict, seed: int) -> list[float]:
@@ -84,13 +92,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     params = load_parameters(args.env)
-    training = {**params["training"], "epochs": args.epochs}
-    if args.batch_size:
-        training["batch_size"] = args.batch_size
-    # Short fits: keep the warm-up shorter than the run, as the node requires.
-    schedule = training["lr_schedule"]
-    warmup = min(schedule.get("warmup_epochs", 0), args.epochs - 1)
-    training["lr_schedule"] = {**schedule, "warmup_epochs": warmup}
+    training = short_training(params, args.epochs, args.batch_size)
     train, validation, _ = load_splits(args.cifar, params, (args.images, args.validation_images, 0))
     n = len(train["images"])
     print(
@@ -100,21 +102,14 @@ def main() -> None:
         f"{training['precision']}, {args.epochs} epochs per fit (1st excluded)"
     )
     arms = {"plain model.fit": plain_fit, "train_model node": node_fit}
-    epochs: dict[str, list[float]] = {name: [] for name in arms}
-    for round_index in range(args.rounds):
-        for name, fit in arms.items():
-            keras.backend.clear_session()
-            seconds = fit(train, validation, training, params["seed"])
-            epochs[name].extend(seconds[1:])
-            shown = ", ".join(f"{s:.2f}" for s in seconds)
-            print(f"round {round_index + 1} {name:17s} epoch seconds [{shown}]", flush=True)
-    # Median: the typical epoch. Fastest: the least disturbed one, on a shared machine.
-    print(f"\n{'arm':17s} {'img/s (median epoch)':>21s} {'img/s (fastest epoch)':>22s}")
-    rates = {
-        name: (n / statistics.median(values), n / min(values)) for name, values in epochs.items()
-    }
-    for name, (median, fastest) in rates.items():
-        print(f"{name:17s} {median:21,.1f} {fastest:22,.1f}")
+    rates = compare_arms(
+        {
+            name: partial(fit, train, validation, training, params["seed"])
+            for name, fit in arms.items()
+        },
+        args.rounds,
+        n,
+    )
     node, plain = rates["train_model node"], rates["plain model.fit"]
     print(
         f"ratio node / plain: {node[0] / plain[0]:.3f} (median epochs), "

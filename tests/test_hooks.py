@@ -10,8 +10,15 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.io.core import Version
 
-from alexnet_cifar10.datasets import JSONDataset, NpzDataset
-from alexnet_cifar10.hooks import PreflightHook, RunVersionsHook, _sections_used
+from alexnet_cifar10 import hooks
+from alexnet_cifar10.datasets import JSONDataset, KerasModelDataset, NpzDataset
+from alexnet_cifar10.hooks import (
+    PreflightHook,
+    QuietBackendHook,
+    RunVersionsHook,
+    SingleWriterHook,
+    _sections_used,
+)
 from alexnet_cifar10.pipeline_registry import producers
 from alexnet_cifar10.pipelines import data_processing, evaluate, features, predict, training
 
@@ -137,3 +144,73 @@ def test_outputs_read_back_in_the_same_run_are_this_runs_own(tmp_path: Path) -> 
     dataset = catalog.get("model_input_test")
     assert dataset.resolve_load_version() == THIS_RUN
     assert catalog.load("run_context") == {"kedro_env": "unit", "save_version": THIS_RUN}
+
+
+def _training_catalog(tmp_path: Path, training: dict) -> DataCatalog:
+    return DataCatalog(
+        datasets={
+            "params:training": MemoryDataset(training),
+            "model": KerasModelDataset(filepath=str(tmp_path / "m.keras")),
+        }
+    )
+
+
+def test_a_batch_the_devices_cannot_split_stops_the_run_before_any_node(
+    recipe_training: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(hooks, "start_quietly", lambda: ["gpu:0", "gpu:1", "gpu:2"])
+    recipe_training["distribution"] = "data_parallel"
+    catalog = _training_catalog(tmp_path, recipe_training)
+    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as stop:
+        QuietBackendHook().before_pipeline_run(training.create_pipeline(), catalog)
+    assert stop.value.code == 1
+    assert caplog.messages == [
+        "Run stopped: Parameter 'training.batch_size' must be a multiple of the 3 devices that "
+        "data_parallel splits every batch over (say 63 or 66); got 64."
+    ]
+    recipe_training["batch_size"] = 66
+    catalog = _training_catalog(tmp_path, recipe_training)
+    QuietBackendHook().before_pipeline_run(training.create_pipeline(), catalog)
+
+
+def _cluster_process(monkeypatch: pytest.MonkeyPatch, index: int) -> None:
+    monkeypatch.setenv("KERAS_DISTRIBUTION_JOB_ADDRESSES", "localhost:1234")
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
+    monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", str(index))
+
+
+def test_only_process_0_writes_the_runs_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = training.create_pipeline()
+
+    def catalog() -> DataCatalog:
+        return DataCatalog(
+            datasets={
+                name: JSONDataset(filepath=str(tmp_path / name), version=Version(None, None))
+                for name in ("untrained_model", "model", "training_run")
+            }
+            | {"run_context": MemoryDataset({"kedro_env": "unit", "save_version": THIS_RUN})}
+        )
+
+    _cluster_process(monkeypatch, 0)
+    first = catalog()
+    SingleWriterHook().before_pipeline_run(pipeline, first)
+    assert isinstance(first.get("model"), JSONDataset)
+
+    _cluster_process(monkeypatch, 1)
+    second = catalog()
+    with caplog.at_level(logging.INFO, logger="alexnet_cifar10"):
+        SingleWriterHook().before_pipeline_run(pipeline, second)
+    for name in ("untrained_model", "model_summary", "model", "training_run", "training_history"):
+        assert isinstance(second.get(name), MemoryDataset), name
+    assert second.load("run_context")["save_version"] == THIS_RUN
+    assert [r.getMessage() for r in caplog.records if r.name == hooks.__name__] == [
+        "Process 1 of 2 saves nothing: process 0 saves this run's 5 outputs."
+    ]
+    second.save("model", {"weights": [1]})
+    assert second.load("model") == {"weights": [1]}
+    assert list(tmp_path.iterdir()) == []

@@ -13,6 +13,7 @@ from alexnet_cifar10.validation import (
     SECTIONS,
     ParameterError,
     parameter_problems,
+    placement_problems,
     validate_parameters,
 )
 
@@ -31,8 +32,8 @@ WRONG_TOP_LEVEL = [
         "training",
         "fast",
         "Parameter 'training' must be a mapping with the keys ['augmentation', 'batch_size', "
-        "'epochs', 'jit_compile', 'label_smoothing', 'loss', 'lr_schedule', 'model', "
-        "'optimizer', 'precision', 'progress_seconds', 'resume']; got 'fast'.",
+        "'distribution', 'epochs', 'jit_compile', 'label_smoothing', 'loss', 'lr_schedule', "
+        "'model', 'optimizer', 'precision', 'progress_seconds', 'resume']; got 'fast'.",
     ),
     (
         "evaluate",
@@ -76,8 +77,8 @@ def test_an_unknown_key_is_named_with_the_known_ones(base_params: dict) -> None:
         "'data_processing', 'evaluate', 'features', 'predict', 'run_label', 'seed', "
         "'training']).",
         "Parameter 'training.epoch' is not a parameter of this project (known: ['augmentation',"
-        " 'batch_size', 'epochs', 'jit_compile', 'label_smoothing', 'loss', 'lr_schedule', "
-        "'model', 'optimizer', 'precision', 'progress_seconds', 'resume']).",
+        " 'batch_size', 'distribution', 'epochs', 'jit_compile', 'label_smoothing', 'loss', "
+        "'lr_schedule', 'model', 'optimizer', 'precision', 'progress_seconds', 'resume']).",
     ]
 
 
@@ -225,3 +226,37 @@ def test_predict_and_features_values_are_named_by_their_full_key(
         target = target[key]
     target[path[-1]] = value
     assert parameter_problems(params, [section]) == [line]
+
+
+def test_one_device_fits_any_batch_on_any_devices(recipe_training: dict) -> None:
+    recipe_training["batch_size"] = 33
+    assert placement_problems(recipe_training, 8, 1, "tensorflow") == []
+
+
+def test_a_data_parallel_batch_must_split_over_the_devices(recipe_training: dict) -> None:
+    recipe_training.update(distribution="data_parallel", batch_size=64)
+    assert placement_problems(recipe_training, 8, 1, "jax") == []
+    assert placement_problems(recipe_training, 3, 1, "tensorflow") == [
+        "Parameter 'training.batch_size' must be a multiple of the 3 devices that data_parallel "
+        "splits every batch over (say 63 or 66); got 64."
+    ]
+    recipe_training["batch_size"] = 2
+    assert placement_problems(recipe_training, 3, 1, "jax")[0].endswith("(say 3); got 2.")
+
+
+def test_several_processes_train_one_model_together(recipe_training: dict) -> None:
+    recipe_training["resume"]["enabled"] = True
+    assert placement_problems(recipe_training, 2, 2, "jax") == [
+        "Parameter 'training.distribution' must be data_parallel when 2 processes train one "
+        "model together; got 'one_device'.",
+        "Parameter 'training.resume.enabled' must be false when 2 processes train together "
+        "(each would write the same resume point); got True.",
+    ]
+
+
+def test_data_parallel_needs_an_engine(recipe_training: dict) -> None:
+    recipe_training["distribution"] = "data_parallel"
+    assert placement_problems(recipe_training, 1, 1, "torch") == [
+        "Parameter 'training.distribution' must be one_device on the torch backend "
+        "(data_parallel runs on jax and tensorflow); got 'data_parallel'."
+    ]

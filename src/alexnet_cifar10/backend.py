@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from alexnet_cifar10.distribution import join_cluster
+
 
 @contextmanager
 def _stderr_held_back() -> Iterator[None]:
@@ -38,7 +40,8 @@ def _stderr_held_back() -> Iterator[None]:
 
 
 def start_quietly() -> list[str]:
-    """Import Keras and its backend and list the devices, quietly; return the devices."""
+    """Import Keras and its backend, join the run's other processes if it has several
+    (``KERAS_DISTRIBUTION_*``), and list the devices, quietly; return the devices."""
     # Keeps TensorFlow's later C++ info and warning lines quiet too, unless set by the user.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _stderr_held_back():
@@ -47,4 +50,7 @@ def start_quietly() -> list[str]:
         if importlib.util.find_spec("tensorflow") is not None:
             importlib.import_module("tensorflow")
         keras = importlib.import_module("keras")
+        # Before the devices are listed: jax.distributed.initialize must come before JAX
+        # starts its backends, and the list must hold every process's devices.
+        join_cluster()
         return keras.distribution.list_devices()

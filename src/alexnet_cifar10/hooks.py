@@ -12,15 +12,24 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 from kedro.framework.project import settings
-from kedro.io import DatasetError
+from kedro.io import DatasetError, MemoryDataset
 from kedro.io.core import AbstractVersionedDataset, Version
 from kedro.pipeline import Pipeline
 
 from alexnet_cifar10.backend import start_quietly
 from alexnet_cifar10.datasets import KerasModelDataset
+from alexnet_cifar10.distribution import ClusterError, cluster
+from alexnet_cifar10.lazy import LazyModule
 from alexnet_cifar10.pipeline_registry import producers
 from alexnet_cifar10.pipelines.training.nodes import TrainingDivergedError
-from alexnet_cifar10.validation import SECTIONS, ParameterError, validate_parameters
+from alexnet_cifar10.validation import (
+    SECTIONS,
+    ParameterError,
+    placement_problems,
+    validate_parameters,
+)
+
+keras = LazyModule("keras")
 
 logger = logging.getLogger(__name__)
 
@@ -78,21 +87,24 @@ def _missing_input_lines(
 
 
 class PreflightHook:
-    """Before the first node of any run: every parameter the run uses is valid and every
-    input an earlier run must have saved is there; otherwise one line per problem and
-    exit status 1, with nothing run and nothing written."""
+    """Before the first node of any run: every parameter the run uses is valid, every
+    input an earlier run must have saved is there and the KERAS_DISTRIBUTION_* variables,
+    if set, make sense; otherwise one line per problem and exit status 1, with nothing run
+    and nothing written. (What needs the devices is checked once the backend has started,
+    by ``QuietBackendHook``.)"""
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any
     ) -> None:
-        """Check parameters, then inputs."""
+        """Check parameters, then inputs, then the processes."""
         try:
             validate_parameters(catalog.load("parameters"), _sections_used(pipeline))
             missing = _missing_input_lines(pipeline, catalog, run_params.get("load_versions") or {})
             if missing:
                 raise MissingInputError("\n".join(missing))
-        except (ParameterError, MissingInputError) as error:
+            cluster()
+        except (ParameterError, MissingInputError, ClusterError) as error:
             _end_run(error)
 
 
@@ -138,13 +150,62 @@ class RunVersionsHook:
 
 class QuietBackendHook:
     """Starts the deep-learning backend, without its start-up noise, for the runs that
-    read or write a Keras model; other runs never load it."""
+    read or write a Keras model; other runs never load it. The processes of a run of
+    several (``KERAS_DISTRIBUTION_*``) join each other first. A run that trains is then
+    checked against the devices found (a data-parallel batch must split over them): one
+    line per problem and exit status 1, before the first node."""
 
     @hook_impl
     def before_pipeline_run(self, pipeline: Pipeline, catalog: Any) -> None:
         """Start Keras' backend if a dataset of the run holds a Keras model."""
-        if any(isinstance(catalog.get(name), KerasModelDataset) for name in pipeline.datasets()):
-            start_quietly()
+        if not any(
+            isinstance(catalog.get(name), KerasModelDataset) for name in pipeline.datasets()
+        ):
+            return
+        try:
+            devices = start_quietly()
+            if "training" in _sections_used(pipeline):
+                training = catalog.load("params:training")
+                backend = keras.backend.backend()
+                problems = placement_problems(training, len(devices), cluster().processes, backend)
+                if problems:
+                    raise ParameterError("\n".join(problems))
+        except (ParameterError, ClusterError) as error:
+            _end_run(error)
+
+
+class SingleWriterHook:
+    """In a run of several processes, process 0 alone writes the run's outputs: the others
+    keep theirs in memory, for their own later nodes, and say so in one line. Nothing is
+    written twice, and no process reads a file that another is still writing."""
+
+    # Last: QuietBackendHook must still see the run's Keras model datasets.
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self, pipeline: Pipeline, catalog: Any) -> None:
+        """In processes other than 0, swap every output that a save would write for memory."""
+        where = cluster()
+        if where.index == 0:
+            return
+        written = sorted(
+            name
+            for name in pipeline.all_outputs()
+            if not isinstance(catalog.get(name), MemoryDataset)
+        )
+        # Kedro logs one 'Replacing dataset' warning per swap; the line below says it once.
+        catalog_log = logging.getLogger("kedro.io.data_catalog")
+        level = catalog_log.level
+        catalog_log.setLevel(logging.ERROR)
+        try:
+            for name in written:
+                catalog[name] = MemoryDataset(copy_mode="assign")
+        finally:
+            catalog_log.setLevel(level)
+        logger.info(
+            "Process %d of %d saves nothing: process 0 saves this run's %d outputs.",
+            where.index,
+            where.processes,
+            len(written),
+        )
 
 
 class UserErrorHook:

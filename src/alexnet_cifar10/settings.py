@@ -8,6 +8,7 @@ from alexnet_cifar10.hooks import (
     PreflightHook,
     QuietBackendHook,
     RunVersionsHook,
+    SingleWriterHook,
     UserErrorHook,
 )
 from alexnet_cifar10.tracking import TrackingHook
@@ -19,6 +20,7 @@ HOOKS = (
     GracefulStopHook(),
     UserErrorHook(),
     TrackingHook(),
+    SingleWriterHook(),
 )
 
 # TrackingHook records runs in MLflow, with kedro-mlflow's configuration; kedro-mlflow's

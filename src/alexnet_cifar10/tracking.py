@@ -46,6 +46,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io.core import AbstractVersionedDataset, get_filepath_str
 from kedro.pipeline import Pipeline
 
+from alexnet_cifar10.distribution import cluster
 from alexnet_cifar10.hooks import run_env
 from alexnet_cifar10.lazy import LazyModule
 
@@ -398,6 +399,14 @@ class TrackingHook:
             return
         if self._off is not None:
             logger.info("MLflow tracking is off: %s.", self._off)
+            return
+        where = cluster()
+        if where.index != 0:
+            logger.info(
+                "MLflow tracking is off in process %d of %d: process 0 records this run.",
+                where.index,
+                where.processes,
+            )
             return
         pipelines = run_params.get("pipeline_names") or ["__default__"]
         if set(pipelines) <= set(self._config.tracking.disable_tracking.pipelines):

@@ -76,6 +76,7 @@ class Training(_Schema):
     label_smoothing: Fraction
     epochs: PositiveInt
     batch_size: PositiveInt
+    distribution: Literal["one_device", "data_parallel"]
     precision: Literal["float32", "mixed_bfloat16"]
     jit_compile: Literal["auto", True, False]
     resume: Resume
@@ -284,6 +285,39 @@ def validate_parameters(params: Mapping[str, Any], sections: Iterable[str]) -> N
     problems = parameter_problems(params, sections)
     if problems:
         raise ParameterError("\n".join(problems))
+
+
+def placement_problems(
+    training: Mapping[str, Any], devices: int, processes: int, backend: str
+) -> list[str]:
+    """Rules for the ``training`` section (already valid) that need the run's devices and
+    processes, known only once the backend has started: one line per problem."""
+    strategy, batch = training["distribution"], training["batch_size"]
+    parallel = strategy == "data_parallel"
+    problems = []
+    if processes > 1 and not parallel:
+        problems.append(
+            f"Parameter 'training.distribution' must be data_parallel when {processes} "
+            f"processes train one model together; got {strategy!r}."
+        )
+    if parallel and backend not in ("jax", "tensorflow"):
+        problems.append(
+            f"Parameter 'training.distribution' must be one_device on the {backend} backend "
+            f"(data_parallel runs on jax and tensorflow); got {strategy!r}."
+        )
+    if parallel and batch % devices:
+        below = batch - batch % devices
+        nearest = " or ".join(str(size) for size in (below, below + devices) if size)
+        problems.append(
+            f"Parameter 'training.batch_size' must be a multiple of the {devices} devices that "
+            f"data_parallel splits every batch over (say {nearest}); got {batch}."
+        )
+    if processes > 1 and training["resume"]["enabled"]:
+        problems.append(
+            f"Parameter 'training.resume.enabled' must be false when {processes} processes "
+            "train together (each would write the same resume point); got True."
+        )
+    return problems
 
 
 def _leaves(overrides: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple]:

@@ -99,7 +99,8 @@ JAX_SCRIPT = textwrap.dedent(
         "optimizer": {"name": "adamw", "learning_rate": 0.001, "weight_decay": 0.0001},
         "lr_schedule": {"name": "warmup_cosine", "warmup_epochs": 0.5},
         "loss": "categorical_crossentropy", "label_smoothing": 0.1, "epochs": 1,
-        "batch_size": 16, "precision": "float32", "jit_compile": "auto",
+        "batch_size": 16, "distribution": "one_device", "precision": "float32",
+        "jit_compile": "auto",
         "resume": {"enabled": False, "backup_dir": "unused"}, "progress_seconds": 30,
     }
     untrained = build_model(

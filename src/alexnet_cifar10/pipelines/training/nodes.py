@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alexnet_cifar10.distribution import Placement, placement
 from alexnet_cifar10.keras_types import KerasCallback, KerasModel
 from alexnet_cifar10.lazy import LazyModule
 
@@ -104,27 +105,30 @@ def _package_version(name: str) -> str | None:
 
 
 def _resume_dir(params: dict[str, Any], seed: int, train: dict[str, np.ndarray]) -> Path:
-    """One resume folder per (parameters, seed, training data): never resume another run."""
-    fitted = {key: value for key, value in params.items() if key != "progress_seconds"}
+    """One resume folder per (parameters, seed, training data): never resume another run.
+    The same fit on other devices is the same run (and keeps its earlier resume folders)."""
+    ignored = ("progress_seconds", "distribution")
+    fitted = {key: value for key, value in params.items() if key not in ignored}
     digest = hashlib.sha256(json.dumps([fitted, seed], sort_keys=True, default=str).encode())
     digest.update(train["labels"].tobytes())
     digest.update(train["images"][:: max(len(train["images"]) // 64, 1)].tobytes())
     return Path(params["resume"]["backup_dir"]) / digest.hexdigest()[:16]
 
 
-def _announce(device: str, train: dict, validation: dict, params: dict[str, Any]) -> None:
+def _announce(where: Placement, train: dict, validation: dict, params: dict[str, Any]) -> None:
     logger.info(
-        "Training on %s (Keras %s, %s backend): %d train / %d validation images, "
+        "Training on %s (Keras %s, %s backend; %s): %d train / %d validation images, "
         "%d epochs of batch %d",
-        device,
+        ", ".join(where.devices),
         keras.__version__,
         keras.backend.backend(),
+        where.describe(params["batch_size"]),
         len(train["images"]),
         len(validation["images"]),
         params["epochs"],
         params["batch_size"],
     )
-    if device.lower().startswith("cpu"):
+    if where.devices[0].lower().startswith("cpu"):
         logger.warning(
             "No GPU found: training on the CPU, where the full recipe is slow; the time "
             "this run will take is logged after its first steps. For a smoke run of the "
@@ -150,13 +154,19 @@ def _callbacks(
     return epoch_log, callbacks
 
 
-def _run_facts(
-    device: str, fit_seconds: float, history: pd.DataFrame, train: dict, validation: dict
+def _run_facts(  # noqa: PLR0913
+    where: Placement,
+    batch: int,
+    fit_seconds: float,
+    history: pd.DataFrame,
+    train: dict,
+    validation: dict,
 ) -> dict[str, Any]:
     backend = keras.backend.backend()
     return {
-        "device": device,
+        "device": where.devices[0],
         "devices": keras.distribution.list_devices(),
+        "distribution": where.facts(batch),
         "backend": backend,
         "backend_version": _package_version(_BACKEND_PACKAGES.get(backend, backend)),
         "keras_version": keras.__version__,
@@ -169,6 +179,29 @@ def _run_facts(
         "validation_images": int(len(validation["images"])),
         "final": history.iloc[-1].to_dict() if len(history) else {},
     }
+
+
+def _fit(  # noqa: PLR0913
+    model: KerasModel,
+    where: Placement,
+    train: dict,
+    validation: dict,
+    params: dict[str, Any],
+    callbacks: list[KerasCallback],
+) -> None:
+    """Fit on this process's share of each split, in batches of its share of each batch."""
+    train, validation = where.local(train), where.local(validation)
+    batch = where.local_batch(params["batch_size"])
+    model.fit(
+        train["images"],
+        train["labels"],
+        validation_data=(validation["images"], validation["labels"]),
+        epochs=params["epochs"],
+        batch_size=batch,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=0,
+    )
 
 
 def train_model(  # noqa: PLR0913
@@ -188,22 +221,15 @@ def train_model(  # noqa: PLR0913
     that watch the fit, e.g. to evaluate the test set per epoch outside the pipeline.
     """
     keras.utils.set_random_seed(seed)
-    device = keras.distribution.list_devices()[0]
-    _announce(device, train, validation, params)
-    _compile(model, params, math.ceil(len(train["images"]) / params["batch_size"]))
+    where = placement(params["distribution"])
+    train, validation = where.trimmed(train, "train"), where.trimmed(validation, "validation")
+    _announce(where, train, validation, params)
     epoch_log, own_callbacks = _callbacks(params, seed, train, validation)
-    start = time.perf_counter()
-    model.fit(
-        train["images"],
-        train["labels"],
-        validation_data=(validation["images"], validation["labels"]),
-        epochs=params["epochs"],
-        batch_size=params["batch_size"],
-        shuffle=True,
-        callbacks=own_callbacks + (callbacks or []),
-        verbose=0,
-    )
-    fit_seconds = time.perf_counter() - start
+    with where.placed(model) as placed:
+        _compile(placed, params, math.ceil(len(train["images"]) / params["batch_size"]))
+        start = time.perf_counter()
+        _fit(placed, where, train, validation, params, own_callbacks + (callbacks or []))
+        fit_seconds = time.perf_counter() - start
     if epoch_log.diverged_at is not None:
         raise TrainingDivergedError(
             f"Training diverged: the loss became NaN or infinite in epoch "
@@ -211,11 +237,13 @@ def train_model(  # noqa: PLR0913
             f"(now {params['optimizer']['learning_rate']}) or check the inputs."
         )
     history = pd.DataFrame(epoch_log.rows)
-    logger.info("Trained %d epochs in %.1f s on %s", len(history), fit_seconds, device)
-    facts = _run_facts(device, fit_seconds, history, train, validation)
+    devices = ", ".join(where.devices)
+    logger.info("Trained %d epochs in %.1f s on %s", len(history), fit_seconds, devices)
+    facts = _run_facts(where, params["batch_size"], fit_seconds, history, train, validation)
     provenance = {
         "run_label": run_label,
         "kedro_env": run_context["kedro_env"],
         "model_version": run_context["save_version"],
     }
-    return model, history, {**provenance, **facts, "parameters": {"seed": seed, **params}}
+    facts = {**provenance, **facts, "parameters": {"seed": seed, **params}}
+    return where.gathered(placed), history, facts

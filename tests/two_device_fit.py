@@ -1,0 +1,127 @@
+"""Run by tests/test_data_parallel.py in its own Python, whose device count is fixed at start:
+``python tests/two_device_fit.py OUT_DIR`` with KERAS_BACKEND set, and on JAX
+``XLA_FLAGS=--xla_force_host_platform_device_count=2``.
+
+Fits the recipe's network (conf/base training.model) twice with the training node, from
+the same untrained network, seed and global batch: on one device, then data parallel
+over two. Writes to OUT_DIR the data-parallel model (through the catalog's dataset),
+its predictions on a few images, and result.json: the devices each variable lived on
+while it trained and afterwards, the run's distribution facts, its log lines and how far
+the two fits' weights are apart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+    import tensorflow as tf
+
+    # Two logical devices on the one CPU, before TensorFlow starts its runtime.
+    [cpu] = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras
+import numpy as np
+from kedro.config import OmegaConfigLoader
+from kedro_cli import REPO
+from synthetic_cifar import CLASS_NAMES, make_split
+
+from alexnet_cifar10.datasets import KerasModelDataset
+from alexnet_cifar10.pipelines.training.nodes import build_model, train_model
+
+SEED = 0
+CONTEXT = {"kedro_env": "two devices", "save_version": "v"}
+
+
+def _devices(variable: keras.Variable) -> int:
+    value = variable.value
+    if keras.backend.backend() == "jax":
+        return len(value.sharding.device_set)
+    # A MirroredVariable has one copy per replica; a plain one sits on one device.
+    return len(getattr(value, "values", [value]))
+
+
+class DeviceCount(keras.callbacks.Callback):
+    """How many devices hold the first kernel of the model that fit trains."""
+
+    count = 0
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.count = _devices(self.model.trainable_variables[0])
+
+
+class Lines(logging.Handler):
+    """Keeps the project's log messages."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _relative_difference(ours: list, reference: list, start: list) -> float:
+    """|ours - reference| as a share of how far training moved the reference from start."""
+    apart = sum(float(((a - b) ** 2).sum()) for a, b in zip(ours, reference, strict=True))
+    moved = sum(float(((b - s) ** 2).sum()) for b, s in zip(reference, start, strict=True))
+    return (apart / moved) ** 0.5
+
+
+def main(out: Path) -> None:
+    """Fit on one device, then on two; write the model, predictions and result.json."""
+    lines = Lines()
+    logging.getLogger("alexnet_cifar10").addHandler(lines)
+    logging.getLogger("alexnet_cifar10").setLevel(logging.INFO)
+    params = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="base")
+    training = params["parameters"]["training"]
+    # Two steps of global batch 16. A small learning rate keeps both fits in the regime
+    # where a rounding difference stays small: at the recipe's 0.001 the first Adam step
+    # moves every weight by 0.001, the loss of the next steps rises far above its starting
+    # 2.3, and from there the two fits part.
+    training.update(epochs=1, batch_size=16, progress_seconds=1e6)
+    training["optimizer"]["learning_rate"] = 1e-5
+    # 17 validation images: the last one cannot be split over two devices.
+    train, validation = make_split(32), make_split(17, 1)
+
+    def untrained() -> keras.Model:
+        """The network as build_model makes it: seeded, so the same every time."""
+        return build_model(
+            training["model"], training["augmentation"], training["precision"], SEED, CLASS_NAMES
+        )
+
+    def fit(strategy: str, callbacks: list[keras.callbacks.Callback]) -> tuple:
+        params = {**training, "distribution": strategy}
+        return train_model(
+            untrained(), train, validation, params, SEED, strategy, CONTEXT, callbacks=callbacks
+        )
+
+    start = untrained().get_weights()
+    one, _, _ = fit("one_device", [])
+    seen = DeviceCount()
+    two, _, facts = fit("data_parallel", [seen])
+    KerasModelDataset(filepath=str(out / "model.keras")).save(two)
+    probe = make_split(8, 2)["images"]
+    np.save(out / "predictions.npy", two.predict(probe, verbose=0))
+    np.save(out / "probe.npy", probe)
+    result = {
+        "devices_in_fit": seen.count,
+        "devices_after": sorted({_devices(variable) for variable in two.variables}),
+        "distribution": facts["distribution"],
+        "relative_difference": _relative_difference(two.get_weights(), one.get_weights(), start),
+        "max_difference": max(
+            float(np.abs(a - b).max())
+            for a, b in zip(two.get_weights(), one.get_weights(), strict=True)
+        ),
+        "log": lines.messages,
+    }
+    (out / "result.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
