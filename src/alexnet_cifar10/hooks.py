@@ -7,13 +7,15 @@ import os
 import signal
 import sys
 import threading
+import time
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 from kedro.framework.project import settings
 from kedro.io import DatasetError, MemoryDataset
-from kedro.io.core import AbstractVersionedDataset, Version
+from kedro.io.core import AbstractVersionedDataset, Version, generate_timestamp
 from kedro.pipeline import Pipeline
 
 from alexnet_cifar10.backend import start_quietly
@@ -38,6 +40,8 @@ USER_ERRORS = (ParameterError, TrainingDivergedError, DatasetError)
 # Saved by train_model together with the model: an evaluated model's own run facts and
 # history, whichever model version is evaluated.
 MODEL_COMPANIONS = ("training_run", "training_history")
+# One empty file per save version a run has taken, under the project's data folder.
+VERSION_CLAIMS = Path("data") / ".run_versions"
 
 
 class MissingInputError(DatasetError):
@@ -113,9 +117,35 @@ def _pin(dataset: AbstractVersionedDataset, version: str) -> None:
     dataset._version = Version(version, version)  # noqa: SLF001
 
 
+def _save_as(dataset: AbstractVersionedDataset, version: str) -> None:
+    dataset._version = Version(dataset._version.load, version)  # noqa: SLF001
+
+
+def claim_save_version(claims: Path, wanted: str) -> str:
+    """``wanted``, or a later timestamp if another run has already taken it.
+
+    Kedro's save version is the session's start time to the millisecond: runs started
+    together (a seed sweep started with ``&``) can draw the same one. Creating the claim
+    file is atomic, so exactly one run gets each version.
+    """
+    claims.mkdir(parents=True, exist_ok=True)
+    version = wanted
+    while True:
+        try:
+            (claims / version).touch(exist_ok=False)
+        except FileExistsError:
+            time.sleep(0.001)
+            version = max(generate_timestamp(), version)
+        else:
+            return version
+
+
 class RunVersionsHook:
     """Makes a run read the versions that belong together, and records where it ran.
 
+    - Two runs started in the same millisecond draw the same save version from Kedro;
+      each run claims its version (``data/.run_versions``) and the later one saves under
+      the next free timestamp instead of failing at its first save.
     - Kedro loads the newest version of a dataset; when two runs overlap, run A's
       evaluate would pick up run B's model. Every versioned dataset that this run both
       writes and reads is pinned to this run's save version.
@@ -131,7 +161,9 @@ class RunVersionsHook:
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any
     ) -> None:
-        """Pin versions, then publish the run context."""
+        """Take a save version of its own, pin versions, then publish the run context."""
+        if cluster().index == 0:
+            self._claim(run_params, pipeline, catalog)
         pinned = set(run_params.get("load_versions") or {})
         for name in pipeline.all_outputs() & pipeline.all_inputs() - pinned:
             dataset = catalog.get(name)
@@ -146,6 +178,25 @@ class RunVersionsHook:
         if "run_context" in pipeline.inputs():
             context = {"kedro_env": run_env(run_params), "save_version": run_params["run_id"]}
             catalog.save("run_context", context)
+
+    @staticmethod
+    def _claim(run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
+        drawn = run_params["run_id"]
+        claims = Path(run_params["project_path"]) / VERSION_CLAIMS
+        version = claim_save_version(claims, drawn)
+        if version == drawn:
+            return
+        for name in pipeline.datasets():
+            dataset = catalog.get(name)
+            if isinstance(dataset, AbstractVersionedDataset):
+                _save_as(dataset, version)
+        # The hooks that run after this one (tracking, the run context) name the run by it.
+        run_params["run_id"] = version
+        logger.warning(
+            "Another run started at the same moment took version %s; this run saves as %s.",
+            drawn,
+            version,
+        )
 
 
 class QuietBackendHook:
