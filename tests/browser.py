@@ -87,6 +87,28 @@ def wait_until_served(
             time.sleep(1)
 
 
+# True once every element matching the selector has kept its place for STILL_FRAMES frames
+# in a row: a zoom or plot transition moves them every frame until it ends.
+STILL = """([selector, frames]) => {
+    const now = JSON.stringify([...document.querySelectorAll(selector)].map((e) => {
+        const b = e.getBoundingClientRect();
+        return [b.x, b.y, b.width, b.height];
+    }));
+    const state = window.__stillLayout || {last: null, count: 0};
+    state.count = now === state.last ? state.count + 1 : 0;
+    state.last = now;
+    window.__stillLayout = state;
+    return state.count >= frames;
+}"""
+STILL_FRAMES = 15
+
+
+def wait_until_still(page: Any, selector: str, timeout_ms: float = 30_000) -> None:
+    """Wait for a page's animations to end: the elements of ``selector`` stop moving."""
+    page.evaluate("() => { window.__stillLayout = undefined; }")
+    page.wait_for_function(STILL, arg=[selector, STILL_FRAMES], polling="raf", timeout=timeout_ms)
+
+
 def assert_loopback_only(port: int) -> None:
     addresses = listening_addresses(port)
     if addresses is not None:  # 0100007F is 127.0.0.1

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from kedro_cli import kedro
 
+import alexnet_cifar10
+
 BACKEND_MODULES = ("keras", "tensorflow", "jax")
+# The folder this process imports the package from (src/, or a mutation run's copy of
+# it): the child Python checks the same code.
+SOURCE_ROOT = Path(alexnet_cifar10.__file__).parents[1]
 
 
 def _python(code: str) -> subprocess.CompletedProcess:
+    path = os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
+        env={**os.environ, "PYTHONPATH": path},
     )
 
 

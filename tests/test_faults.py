@@ -43,6 +43,60 @@ SLOW_SAVE = textwrap.dedent(
 )
 
 
+STOP_AFTER_EPOCH = textwrap.dedent(
+    """
+    # Sends the run a signal from inside, right after the resume point of epoch STOP_EPOCH
+    # is saved: the stop lands at the same point of the run however fast the machine is.
+    import importlib.abc
+    import importlib.util
+    import os
+    import signal
+    import sys
+
+    CALLBACKS = "alexnet_cifar10.pipelines.training.callbacks"
+
+
+    def stop_after_epoch(module):
+        save = module.ResumePoint._save_model
+
+        def _save_model(self):
+            save(self)
+            if self._current_epoch == int(os.environ["STOP_EPOCH"]):
+                os.kill(os.getpid(), getattr(signal, os.environ["STOP_SIGNAL"]))
+
+        module.ResumePoint._save_model = _save_model
+
+
+    class PatchWhenImported(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name != CALLBACKS:
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(name)
+            run_module = spec.loader.exec_module
+
+            def exec_module(module):
+                run_module(module)
+                stop_after_epoch(module)
+
+            spec.loader.exec_module = exec_module
+            return spec
+
+
+    sys.meta_path.insert(0, PatchWhenImported())
+    """
+)
+
+
+def stopped_after_epoch(tmp_path: Path, epoch: int, signal_name: str) -> dict[str, str]:
+    """Environment of a run that sends itself ``signal_name`` once epoch ``epoch``'s resume
+    point is saved."""
+    folder = tmp_path / "stop"
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(STOP_AFTER_EPOCH)
+    return {"PYTHONPATH": str(folder), "STOP_EPOCH": str(epoch), "STOP_SIGNAL": signal_name}
+
+
 def test_kill_during_model_save_keeps_the_previous_model(
     finished_project: Path, tmp_path: Path
 ) -> None:
@@ -75,17 +129,17 @@ def test_kill_during_model_save_keeps_the_previous_model(
     assert f"loading version {complete}" in result.stdout + result.stderr
 
 
-def test_kill_after_epoch_2_of_4_resumes_at_epoch_3(finished_project: Path) -> None:
+def test_kill_after_epoch_2_of_4_resumes_at_epoch_3(finished_project: Path, tmp_path: Path) -> None:
     project = finished_project
-    run = start_kedro(
-        project, "run", "--env", "test", "--pipelines", "training", "--params", RESUMABLE
-    )
-    read_until(run, "Resume point saved after epoch 2")
-    run.kill()
-    run.wait(timeout=60)
+    killed = kedro(
+        project, "run", "--env", "test", "--pipelines", "training", "--params", RESUMABLE,
+        env=stopped_after_epoch(tmp_path, 2, "SIGKILL"),
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:] + killed.stderr[-3000:]
+    assert "Resume point saved after epoch 2" in killed.stdout + killed.stderr
     [resume_dir] = (project / "data/06_models/resume_points").iterdir()
     before = json.loads((resume_dir / "history.json").read_text())
-    assert [row["epoch"] for row in before] in ([1, 2], [1, 2, 3])
+    assert [row["epoch"] for row in before] == [1, 2]
 
     result = kedro(
         project, "run", "--env", "test", "--pipelines", "training", "--params", RESUMABLE
@@ -99,26 +153,36 @@ def test_kill_after_epoch_2_of_4_resumes_at_epoch_3(finished_project: Path) -> N
         project / "data/07_model_output/training_history.csv" / newest / "training_history.csv"
     )
     assert history["epoch"].tolist() == [1, 2, 3, 4]
-    np.testing.assert_allclose(history["loss"][:2], [row["loss"] for row in before[:2]])
+    np.testing.assert_allclose(history["loss"][:2], [row["loss"] for row in before])
     assert not resume_dir.exists(), "a finished run removes its resume point"
 
 
-def test_ctrl_c_stops_with_one_line_and_no_traceback(finished_project: Path) -> None:
+@pytest.mark.parametrize(("signal_name", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_and_sigterm_stop_with_one_line_and_no_traceback(
+    finished_project: Path, tmp_path: Path, signal_name: str, status: int
+) -> None:
     project = finished_project
-    run = start_kedro(
-        project, "run", "--env", "test", "--pipelines", "training", "--params", RESUMABLE
-    )
-    read_until(run, "Epoch 1/4")
-    run.send_signal(signal.SIGINT)
-    rest, _ = run.communicate(timeout=120)
-    assert run.returncode == 130
-    assert "Stopped by SIGINT: no partial version was published" in rest
-    assert "Traceback" not in rest
+    result = kedro(
+        project, "run", "--env", "test", "--pipelines", "training", "--params", RESUMABLE,
+        env=stopped_after_epoch(tmp_path, 1, signal_name),
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == status, output[-4000:]
+    assert f"Stopped by {signal_name}: no partial version was published" in output
+    assert "Traceback" not in output
+    assert "Epoch 2/4" not in output
     assert len(versions(project, "06_models", "alexnet.keras")) == 1
+    [resume_dir] = (project / "data/06_models/resume_points").iterdir()
+    assert [row["epoch"] for row in json.loads((resume_dir / "history.json").read_text())] == [1]
 
 
 def test_two_concurrent_runs_keep_their_own_versions(project: Path) -> None:
-    runs = [start_kedro(project, "run", "--env", "test") for _ in range(2)]
+    """Two runs at once, seeded differently so that their models differ: each evaluates its
+    own model on its own inputs, which reading the other run's model would not match."""
+    runs = [
+        start_kedro(project, "run", "--env", "test"),
+        start_kedro(project, "run", "--env", "test", "--params", "seed=1"),
+    ]
     outputs = [run.communicate(timeout=600)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     model_versions = versions(project, "06_models", "alexnet.keras")
@@ -129,16 +193,17 @@ def test_two_concurrent_runs_keep_their_own_versions(project: Path) -> None:
         ("08_reporting", "test_metrics.json"),
     ]:
         assert versions(project, layer, name) == model_versions, name
-    # Each run evaluated its own model on its own test inputs.
-    for version in model_versions:
-        model = keras.saving.load_model(
-            project / "data/06_models/alexnet.keras" / version / "alexnet.keras"
-        )
+    models = [
+        keras.saving.load_model(project / "data/06_models/alexnet.keras" / v / "alexnet.keras")
+        for v in model_versions
+    ]
+    for version, model, other in zip(model_versions, models, models[::-1], strict=True):
         with np.load(
             project / "data/05_model_input/model_input_test.npz" / version / "model_input_test.npz"
         ) as test:
-            expected = model.predict(test["images"], verbose=0)
+            own, others = (m.predict(test["images"], verbose=0) for m in (model, other))
         predictions = pd.read_csv(
             project / "data/07_model_output/test_predictions.csv" / version / "test_predictions.csv"
         )
-        np.testing.assert_allclose(predictions.filter(like="p_").to_numpy(), expected, atol=1e-5)
+        assert np.abs(own - others).max() > 1e-3, "the two runs' models tell apart"
+        np.testing.assert_allclose(predictions.filter(like="p_").to_numpy(), own, atol=1e-5)

@@ -141,6 +141,10 @@ def test_results_are_labelled_by_the_model_not_by_the_command(finished_project: 
     assert set(predictions["model_version"]) == {older}
     first = pd.read_csv(read(project, "07_model_output", "test_predictions.csv", older))
     pd.testing.assert_frame_equal(predictions, first)
+    # Which is the older model's own answer, not the newer one's (seeded otherwise).
+    on_newer_predictions = read(project, "07_model_output", "test_predictions.csv", on_newer)
+    newer_answers = pd.read_csv(on_newer_predictions).filter(like="p_").to_numpy()
+    assert abs(newer_answers - predictions.filter(like="p_").to_numpy()).max() > 1e-3
 
 
 @pytest.mark.parametrize(("key", "value", "line"), WRONG_TOP_LEVEL)

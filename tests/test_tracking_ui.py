@@ -25,6 +25,7 @@ from browser import (
     offline_env,
     stop_server,
     wait_until_served,
+    wait_until_still,
 )
 from kedro_cli import ENV, versions
 
@@ -107,7 +108,7 @@ def compare_all(page: Any, expected: dict[str, float], screenshot: Path) -> None
     page.set_viewport_size({**VIEWPORT, "height": 1800})
     page.get_by_text(f"Comparing {len(expected)} Runs").scroll_into_view_if_needed()
     page.mouse.move(5, 5)
-    page.wait_for_timeout(1500)  # the plot's transition
+    wait_until_still(page, "svg, .js-plotly-plot")  # the plot's transition
     page.screenshot(path=screenshot)
 
 

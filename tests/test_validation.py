@@ -12,6 +12,7 @@ from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
 from alexnet_cifar10.validation import (
     SECTIONS,
     ParameterError,
+    override_problems,
     parameter_problems,
     placement_problems,
     validate_parameters,
@@ -79,6 +80,19 @@ def test_an_unknown_key_is_named_with_the_known_ones(base_params: dict) -> None:
         "Parameter 'training.epoch' is not a parameter of this project (known: ['augmentation',"
         " 'batch_size', 'distribution', 'epochs', 'jit_compile', 'label_smoothing', 'loss', "
         "'lr_schedule', 'model', 'optimizer', 'precision', 'progress_seconds', 'resume']).",
+    ]
+
+
+def test_an_unknown_key_deep_down_is_named_with_its_neighbours(base_params: dict) -> None:
+    params = copy.deepcopy(base_params)
+    params["training"]["model"]["conv_layers"][0]["filter"] = 8
+    params["training"]["model"]["dropuot"] = 0.5
+    assert parameter_problems(params, ["training"]) == [
+        "Parameter 'training.model.conv_layers[0].filter' is not a parameter of this project "
+        "(known: ['filters', 'kernel_size', 'pool', 'strides']).",
+        "Parameter 'training.model.dropuot' is not a parameter of this project (known: "
+        "['batch_norm', 'batch_norm_momentum', 'conv_layers', 'dense_units', 'dropout', "
+        "'pool_size', 'pool_strides']).",
     ]
 
 
@@ -158,9 +172,36 @@ def test_rules_across_keys(base_params: dict) -> None:
 def test_a_pooling_plan_below_1x1_is_rejected(recipe_training: dict, base_params: dict) -> None:
     for conv in recipe_training["model"]["conv_layers"]:
         conv["pool"] = True
-    [line] = parameter_problems({**base_params, "training": recipe_training}, ["training"])
-    assert line.startswith("Parameter 'training.model.conv_layers[4].pool' must be false here")
-    assert "the feature map is 1x1 at this point" in line
+    # 32 -> 15 -> 7 -> 3 -> 1: the fourth pool still fits its 3x3 window exactly.
+    assert parameter_problems({**base_params, "training": recipe_training}, ["training"]) == [
+        "Parameter 'training.model.conv_layers[4].pool' must be false here: the feature map is "
+        "1x1 at this point, smaller than the 3x3 pooling window (fewer pools, or smaller "
+        "strides or pool_size, keep the image at least 1x1); got True."
+    ]
+
+
+def test_the_pooling_plan_follows_strided_layers_without_pooling(
+    recipe_training: dict, base_params: dict
+) -> None:
+    """A strided convolution keeps ceil(size / strides) ('same' padding): 32 -> 11, then
+    pools 11 -> 5 -> 2, too small for a 3x3 window."""
+    recipe_training["model"]["conv_layers"] = [
+        {"filters": 8, "kernel_size": 3, "strides": 3, "pool": False},
+        *[{"filters": 8, "kernel_size": 3, "strides": 1, "pool": True}] * 3,
+    ]
+    assert parameter_problems({**base_params, "training": recipe_training}, ["training"]) == [
+        "Parameter 'training.model.conv_layers[3].pool' must be false here: the feature map is "
+        "2x2 at this point, smaller than the 3x3 pooling window (fewer pools, or smaller "
+        "strides or pool_size, keep the image at least 1x1); got True."
+    ]
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_weight_decay_is_taken_by_the_optimizers_that_decouple_it(
+    recipe_training: dict, base_params: dict, optimizer: str
+) -> None:
+    recipe_training["optimizer"].update(name=optimizer, weight_decay=0.0005)
+    assert parameter_problems({**base_params, "training": recipe_training}, ["training"]) == []
 
 
 def test_sections_a_run_does_not_read_never_block_it(base_params: dict) -> None:
@@ -254,9 +295,51 @@ def test_several_processes_train_one_model_together(recipe_training: dict) -> No
     ]
 
 
+def test_one_process_may_resume(recipe_training: dict) -> None:
+    recipe_training["resume"]["enabled"] = True
+    assert placement_problems(recipe_training, 1, 1, "tensorflow") == []
+
+
 def test_data_parallel_needs_an_engine(recipe_training: dict) -> None:
     recipe_training["distribution"] = "data_parallel"
     assert placement_problems(recipe_training, 1, 1, "torch") == [
         "Parameter 'training.distribution' must be one_device on the torch backend "
         "(data_parallel runs on jax and tensorflow); got 'data_parallel'."
     ]
+
+
+def test_a_list_or_mapping_of_the_other_kind_on_the_command_line_is_named() -> None:
+    """What Kedro cannot merge into the configuration: ``--params evaluate=[256]`` and a
+    mapping where a list goes; dotted keys reach into sections, scalars pass."""
+    assert override_problems(
+        {
+            "evaluate": [256],
+            "training.model.dense_units": {"a": 1},
+            "training": {"model": {"conv_layers": {"filters": 4}}, "epochs": 3},
+            "features.probe.C": [0.5],
+            "seed": 3,
+            "unknown": [1],
+        }
+    ) == [
+        "Parameter 'evaluate' must be a mapping with the keys ['batch_size']; got [256].",
+        "Parameter 'training.model.dense_units' must be a valid list; got {'a': 1}.",
+        "Parameter 'training.model.conv_layers' must be a valid list; got {'filters': 4}.",
+    ]
+    assert override_problems({"training": {"optimizer": {"learning_rate": 0.1}}}) == []
+
+
+def test_a_mapping_for_a_top_level_list_on_the_command_line_is_named() -> None:
+    assert override_problems({"class_names": {"a": "cat"}}) == [
+        "Parameter 'class_names' must be a valid list; got {'a': 'cat'}."
+    ]
+
+
+def test_dotted_keys_the_schema_does_not_know_are_left_to_the_schema_check() -> None:
+    """Below a scalar or past a list, a key names nothing: the parameter check that follows
+    the merge reports it, not this one."""
+    assert (
+        override_problems(
+            {"seed.offset": [1], "training.model.conv_layers.filters": [8], "nothing.x": {}}
+        )
+        == []
+    )

@@ -13,11 +13,11 @@ loopback, so that check fails at once instead of touching the network.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from browser import (
     offline_env,
     stop_server,
     wait_until_served,
+    wait_until_still,
 )
 from kedro_cli import ENV, kedro
 
@@ -147,10 +148,20 @@ def task_names(page: Any) -> set[str]:
     return set(page.locator(".pipeline-node--task .pipeline-node__text").all_text_contents())
 
 
-def wait_for_tasks(page: Any, expected: set[str], timeout: float = 15) -> None:
-    end = time.monotonic() + timeout
-    while task_names(page) != expected and time.monotonic() < end:
-        page.wait_for_timeout(200)
+def wait_for_tasks(page: Any, expected: set[str], timeout_ms: float = 15_000) -> None:
+    """Wait until the graph shows exactly the ``expected`` task nodes."""
+    # A timeout is not an error here: the assertion below says what the graph shows.
+    with contextlib.suppress(Exception):
+        page.wait_for_function(
+            """(expected) => {
+                const shown = [...document.querySelectorAll(
+                    '.pipeline-node--task .pipeline-node__text')].map((e) => e.textContent);
+                return shown.length === expected.length
+                    && expected.every((name) => shown.includes(name));
+            }""",
+            arg=sorted(expected),
+            timeout=timeout_ms,
+        )
     assert task_names(page) == expected
 
 
@@ -211,7 +222,7 @@ def use_viz(page: Any, url: str, project: Path, screenshots: Path, prefix: str) 
     # The minimap covers the bottom layer's label; hide it, and move the pointer away.
     page.get_by_role("button", name="Turn minimap off").click()
     page.mouse.move(VIEWPORT["width"] - 5, VIEWPORT["height"] // 2)
-    page.wait_for_timeout(1500)  # the zoom-to-fit transition
+    wait_until_still(page, ".pipeline-node, .pipeline-layer")  # the zoom-to-fit transition
     check_layer_bands(page, catalog_layers(project))
     overview = screenshots / f"{prefix}.png"
     page.screenshot(path=overview)
@@ -222,7 +233,7 @@ def use_viz(page: Any, url: str, project: Path, screenshots: Path, prefix: str) 
     preview.wait_for(timeout=30_000)
     assert preview.get_attribute("src").startswith("data:image/png;base64,iVBOR")
     assert page.locator(".pipeline-metadata__title").inner_text().strip() == PLOT
-    page.wait_for_timeout(1000)
+    wait_until_still(page, ".pipeline-metadata, img.pipeline-metadata__plot-image")
     with_preview = screenshots / f"{prefix}-preview.png"
     page.screenshot(path=with_preview)
     page.locator(".pipeline-metadata__close-button").click()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import logging
-from pathlib import Path
+import uuid
+from pathlib import Path, PurePosixPath
 
+import fsspec
 import numpy as np
 import pandas as pd
 import pytest
 from kedro.io.core import DatasetError, Version
 
-from alexnet_cifar10.datasets import CSVDataset, NpzDataset
+from alexnet_cifar10.datasets import CSVDataset, NpzDataset, atomic
 
 
 def test_failed_save_leaves_no_visible_version(
@@ -56,3 +59,153 @@ def test_successful_save_holds_only_the_final_file(tmp_path: Path) -> None:
         pd.DataFrame({"a": [1]})
     )
     assert [p.name for p in (path / "2026-01-01T00.00.00.000Z").iterdir()] == ["h.csv"]
+
+
+VERSION = "2026-01-01T00.00.00.000Z"
+
+
+def test_two_runs_saving_one_version_at_once_never_overwrite_each_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both runs pass Kedro's 'version exists?' check; the second to publish is refused."""
+    path = str(tmp_path / "x.npz")
+    first, other = (NpzDataset(filepath=path, version=Version(None, VERSION)) for _ in range(2))
+    savez = np.savez
+
+    def other_run_saves_meanwhile(handle, **arrays):
+        monkeypatch.setattr(np, "savez", savez)
+        other.save({"a": np.array([2])})
+        savez(handle, **arrays)
+
+    monkeypatch.setattr(np, "savez", other_run_saves_meanwhile)
+    with pytest.raises(DatasetError) as error:
+        first.save({"a": np.array([1])})
+    assert str(error.value) == (
+        f"'{tmp_path / 'x.npz' / VERSION / 'x.npz'}' already exists: another run saved the "
+        "same version at the same moment. Nothing was overwritten; run again."
+    )
+    assert [p.name for p in (tmp_path / "x.npz" / VERSION).iterdir()] == ["x.npz"]
+    loaded = NpzDataset(filepath=path, version=Version(VERSION, None)).load()
+    assert loaded["a"].tolist() == [2]
+
+
+def _memory_folder() -> str:
+    """A fresh folder on fsspec's in-process memory:// filesystem (an object store's stand-in)."""
+    return f"memory:///{uuid.uuid4().hex}"
+
+
+@pytest.mark.parametrize("store", ["local", "memory"])
+def test_a_second_save_of_a_saved_version_is_refused(tmp_path: Path, store: str) -> None:
+    path = f"{tmp_path if store == 'local' else _memory_folder()}/x.npz"
+    NpzDataset(filepath=path, version=Version(None, VERSION)).save({"a": np.array([1])})
+    with pytest.raises(DatasetError, match="must not exist if versioning is enabled"):
+        NpzDataset(filepath=path, version=Version(None, VERSION)).save({"a": np.array([2])})
+    loaded = NpzDataset(filepath=path, version=Version(None, None)).load()
+    assert loaded["a"].tolist() == [1]
+
+
+def test_a_filesystem_without_hard_links_still_publishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(source: str, target: str) -> None:
+        raise PermissionError(errno.EPERM, "hard links are not supported here")
+
+    monkeypatch.setattr(atomic.os, "link", no_links)
+    path = tmp_path / "h.csv"
+    CSVDataset(filepath=str(path), version=Version(None, VERSION)).save(pd.DataFrame({"a": [3]}))
+    assert [p.name for p in (path / VERSION).iterdir()] == ["h.csv"]
+    frame = CSVDataset(filepath=str(path), version=Version(None, None)).load()
+    assert frame["a"].tolist() == [3]
+
+
+def test_object_store_saves_are_staged_and_a_failed_one_stays_invisible(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On fsspec's memory:// store as on an object store: the object appears whole under
+    its name, never as a staging leftover, and a failed save leaves the older version."""
+    root = _memory_folder()
+    memory = fsspec.filesystem("memory")
+    NpzDataset(filepath=f"{root}/x.npz", version=Version(None, VERSION)).save({"a": np.arange(3)})
+    assert memory.find(root) == [f"{root.removeprefix('memory://')}/x.npz/{VERSION}/x.npz"]
+
+    def crash(handle, **arrays):
+        handle.write(b"PK\x03\x04 half a zip file")
+        raise OSError("connection reset")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(DatasetError, match="connection reset"):
+        NpzDataset(filepath=f"{root}/x.npz", version=Version(None, None)).save({"a": np.zeros(1)})
+    monkeypatch.undo()
+    assert len(memory.find(root)) == 1, "no staging object is left behind"
+    loaded = NpzDataset(filepath=f"{root}/x.npz", version=Version(None, None)).load()
+    assert loaded["a"].tolist() == [0, 1, 2]
+
+
+def test_exists_once_a_version_is_saved(tmp_path: Path) -> None:
+    path = str(tmp_path / "x.npz")
+    assert not NpzDataset(filepath=path, version=Version(None, None)).exists()
+    NpzDataset(filepath=path, version=Version(None, VERSION)).save({"a": np.array([1])})
+    assert NpzDataset(filepath=path, version=Version(None, None)).exists()
+    assert NpzDataset(filepath=path, version=Version(VERSION, None)).exists()
+    other = "2025-01-01T00.00.00.000Z"
+    assert not NpzDataset(filepath=path, version=Version(other, None)).exists()
+
+
+def test_exists_unversioned(tmp_path: Path) -> None:
+    dataset = NpzDataset(filepath=str(tmp_path / "x.npz"))
+    assert not dataset.exists()
+    dataset.save({"a": np.array([1])})
+    assert dataset.exists()
+
+
+def test_only_incomplete_versions_newer_than_the_loaded_one_are_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "x.npz"
+    NpzDataset(filepath=str(path), version=Version(None, VERSION)).save({"a": np.array([1])})
+    older, newer, newest = (
+        "2025-01-01T00.00.00.000Z",
+        "2026-06-01T00.00.00.000Z",
+        "2027-01-01T00.00.00.000Z",
+    )
+    for name in (older, newer, newest):
+        (path / name).mkdir()  # each left by a save that never finished
+    with caplog.at_level(logging.WARNING):
+        loaded = NpzDataset(filepath=str(path), version=Version(None, None)).load()
+    assert loaded["a"].tolist() == [1]
+    assert [record.getMessage() for record in caplog.records] == [
+        f"Skipped incomplete version {name} of {path.as_posix()} (no complete 'x.npz' in it: "
+        f"a save was interrupted); loading version {VERSION} instead."
+        for name in (newest, newer)
+    ]
+
+
+def test_describe_and_metadata(tmp_path: Path) -> None:
+    metadata = {"kedro-viz": {"layer": "model_input"}}
+    dataset = NpzDataset(
+        filepath=str(tmp_path / "x.npz"),
+        load_args={"mmap_mode": None},
+        version=Version(None, VERSION),
+        metadata=metadata,
+    )
+    assert dataset._describe() == {
+        "filepath": PurePosixPath(tmp_path.as_posix()) / "x.npz",
+        "protocol": "file",
+        "load_args": {"mmap_mode": None},
+        "save_args": {"compress": False},
+        "version": Version(None, VERSION),
+    }
+    assert dataset.metadata == metadata
+
+
+def test_missing_folders_are_created_unless_fs_args_say_otherwise(tmp_path: Path) -> None:
+    fs_args: dict[str, bool] = {}
+    NpzDataset(filepath=str(tmp_path / "a" / "b" / "x.npz"), fs_args=fs_args).save(
+        {"a": np.array([1])}
+    )
+    assert (tmp_path / "a" / "b" / "x.npz").is_file()
+    assert fs_args == {}, "the caller's arguments are left as they were"
+    strict = NpzDataset(filepath=str(tmp_path / "c" / "x.npz"), fs_args={"auto_mkdir": False})
+    with pytest.raises(DatasetError):  # Kedro's words for it speak of versions: not checked
+        strict.save({"a": np.array([1])})
+    assert not (tmp_path / "c").exists()

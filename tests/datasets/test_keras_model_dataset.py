@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -66,9 +69,64 @@ def test_object_store_round_trip_through_fsspec_memory() -> None:
     assert loaded.count_params() == model.count_params()
 
 
+def test_reads_a_model_published_over_http(tmp_path: Path) -> None:
+    model = build_alexnet(TINY, num_classes=10)
+    KerasModelDataset(filepath=str(tmp_path / "m.keras")).save(model)
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/m.keras"
+        loaded = KerasModelDataset(filepath=url).load()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert loaded.count_params() == model.count_params()
+
+
+def test_loads_the_project_layers_without_their_registration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in a process that never imported the model module: the dataset brings them."""
+    model = build_alexnet(TINY, num_classes=10, augmentation={"enabled": True})
+    path = str(tmp_path / "m.keras")
+    KerasModelDataset(filepath=path).save(model)
+    monkeypatch.delitem(keras.saving.get_custom_objects(), "alexnet_cifar10>RandomCropFlip")
+    loaded = KerasModelDataset(filepath=path).load()
+    assert [type(layer).__name__ for layer in loaded.layers] == [
+        type(layer).__name__ for layer in model.layers
+    ]
+
+
+def test_save_args_reach_keras(tmp_path: Path) -> None:
+    dataset = KerasModelDataset(
+        filepath=str(tmp_path / "m.keras"), version=Version(None, None), save_args={"bogus": 1}
+    )
+    with pytest.raises(DatasetError, match=r"The following argument\(s\) are not supported"):
+        dataset.save(build_alexnet(TINY, num_classes=10))
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [], "nothing half-saved"
+
+
+def test_saves_only_keras_models(tmp_path: Path) -> None:
+    dataset = KerasModelDataset(filepath=str(tmp_path / "m.keras"))
+    with pytest.raises(DatasetError) as error:
+        dataset.save({"weights": np.zeros(3)})
+    assert str(error.value) == "KerasModelDataset saves keras.Model; got dict."
+
+
 def test_needs_a_keras_filepath(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match="needs a '.keras' filepath"):
+    with pytest.raises(DatasetError) as error:
         KerasModelDataset(filepath=str(tmp_path / "m.h5"))
+    assert str(error.value) == (
+        f"KerasModelDataset needs a '.keras' filepath, got '{tmp_path / 'm.h5'}'."
+    )
 
 
 JAX_SCRIPT = textwrap.dedent(

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from kedro.io import CachedDataset, DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
-from synthetic_cifar import CLASS_NAMES, release_files, write_folder
+from synthetic_cifar import (
+    BATCH_FILES,
+    CLASS_NAMES,
+    batch_payload,
+    nhwc,
+    release_files,
+    write_folder,
+)
 
 from alexnet_cifar10.datasets import CIFAR10Dataset
 from alexnet_cifar10.pipelines.data_processing import create_pipeline
@@ -45,6 +53,22 @@ def test_pipeline_turns_a_release_into_model_inputs(tmp_path: Path) -> None:
     ):
         catalog[name] = MemoryDataset()
     SequentialRunner().run(create_pipeline(), catalog)
+    # Every image of every split comes with the release's own label for it, and its
+    # index says where the release holds it (the 100 training images in batch file order).
+    batches = [batch_payload(20, seed, name) for seed, name in enumerate(BATCH_FILES)]
+    for split, source in (
+        ("train", batches[:5]),
+        ("validation", batches[:5]),
+        ("test", [batches[5]]),
+    ):
+        inputs = catalog.load(f"model_input_{split}")
+        rows = np.concatenate([batch[b"data"] for batch in source])
+        labels = np.concatenate([batch[b"labels"] for batch in source])
+        np.testing.assert_array_equal(inputs["images"], nhwc(rows[inputs["index"]]), split)
+        np.testing.assert_array_equal(inputs["labels"].argmax(axis=1), labels[inputs["index"]])
+        assert (inputs["labels"].sum(axis=1) == 1).all()
+    held = [catalog.load(f"model_input_{split}")["index"] for split in ("train", "validation")]
+    assert sorted(np.concatenate(held)) == list(range(100)), "train and validation split it"
     assert catalog.load("model_input_train")["images"].shape == (80, 32, 32, 3)
     assert catalog.load("model_input_validation")["labels"].shape == (20, 10)
     assert catalog.load("model_input_test")["images"].shape == (20, 32, 32, 3)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from matplotlib.colors import to_rgba
+from sklearn.metrics import accuracy_score, log_loss, precision_recall_fscore_support
 
 from alexnet_cifar10.pipelines.evaluate.nodes import (
     compute_test_metrics,
@@ -55,6 +59,67 @@ def test_metrics_match_a_hand_count() -> None:
     assert metrics["model_version"] == TRAINING_RUN["model_version"]
 
 
+def test_a_class_never_predicted_and_a_class_never_present_score_zero() -> None:
+    """Zero division: 'b' is never predicted (precision 0/0), 'c' is predicted once but has
+    no test image (recall 0/0): each such score is 0, and they count in the macro averages."""
+    metrics = compute_test_metrics(_predictions([0, 0, 1, 1], [0, 0, 0, 2]), CLASSES, TRAINING_RUN)
+    assert metrics["per_class"] == {
+        "a": {"precision": pytest.approx(2 / 3), "recall": 1.0, "f1": 0.8, "support": 2},
+        "b": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2},
+        "c": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0},
+    }
+    assert metrics["accuracy"] == 0.5 and metrics["test_images"] == 4
+    assert metrics["macro_precision"] == pytest.approx(2 / 9)
+    assert metrics["macro_recall"] == pytest.approx(1 / 3)
+    assert metrics["macro_f1"] == pytest.approx(0.8 / 3)
+
+
+def _scored(probabilities: np.ndarray, true: np.ndarray) -> pd.DataFrame:
+    """A predictions table: each image's class probabilities, true and top class."""
+    predicted = probabilities.argmax(axis=1)
+    frame = pd.DataFrame({"true_label": true, "predicted_label": predicted})
+    for index, name in enumerate(CLASSES):
+        frame[f"p_{name}"] = probabilities[:, index]
+    return frame
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=30).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.integers(0, 2), min_size=n, max_size=n),
+            st.lists(st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3), min_size=n, max_size=n),
+        )
+    )
+)
+def test_every_metric_agrees_with_scikit_learn(case: tuple[list, list]) -> None:
+    true, scores = np.array(case[0]), np.array(case[1]) + 1e-3
+    probabilities = scores / scores.sum(axis=1, keepdims=True)
+    frame = _scored(probabilities, true)
+    predicted = frame["predicted_label"].to_numpy()
+    metrics = compute_test_metrics(frame, CLASSES, TRAINING_RUN)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        true, predicted, labels=[0, 1, 2], zero_division=0.0
+    )
+    for index, name in enumerate(CLASSES):
+        assert metrics["per_class"][name] == {
+            "precision": pytest.approx(precision[index]),
+            "recall": pytest.approx(recall[index]),
+            "f1": pytest.approx(f1[index]),
+            "support": support[index],
+        }
+    assert metrics["macro_precision"] == pytest.approx(precision.mean())
+    assert metrics["macro_recall"] == pytest.approx(recall.mean())
+    assert metrics["macro_f1"] == pytest.approx(f1.mean())
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(true, predicted))
+    # Recall weighted by support is accuracy; the loss is the true class's mean -log p.
+    assert sum(recall * support) / len(true) == pytest.approx(metrics["accuracy"])
+    assert metrics["loss"] == pytest.approx(
+        log_loss(true, probabilities, labels=[0, 1, 2]), rel=1e-6
+    )
+    assert metrics["test_images"] == len(true)
+
+
 def test_a_model_without_recorded_origin_is_said_so() -> None:
     metrics = compute_test_metrics(_predictions([0], [0]), CLASSES, {"fit_seconds": 1.0})
     assert metrics["run_label"] == metrics["model_version"] == "not recorded"
@@ -62,8 +127,16 @@ def test_a_model_without_recorded_origin_is_said_so() -> None:
 
 
 class _FixedModel:
+    """Answers each image with its own row of ``answers``; records how it was asked."""
+
+    def __init__(self, answers: list[list[float]]) -> None:
+        self.answers, self.calls = np.array(answers), []
+
     def predict(self, images: np.ndarray, batch_size: int, verbose: int) -> np.ndarray:
-        return np.tile([0.2, 0.5, 0.3], (len(images), 1))
+        # Keras draws a progress bar unless verbose is 0 or None.
+        progress_bar = verbose not in (0, None)
+        self.calls.append({"images": len(images), "batch_size": batch_size, "bar": progress_bar})
+        return self.answers[: len(images)]
 
 
 def test_predictions_table_has_classes_and_probabilities() -> None:
@@ -72,14 +145,36 @@ def test_predictions_table_has_classes_and_probabilities() -> None:
         "labels": np.eye(3)[[0, 1, 2, 1]],
         "index": np.array([7, 70, 700, 7000]),
     }
-    frame = predict_test_set(_FixedModel(), test, CLASSES, 2, TRAINING_RUN)
-    assert frame["test_batch_index"].tolist() == [7, 70, 700, 7000]
-    assert set(frame["model_version"]) == {TRAINING_RUN["model_version"]}
-    assert set(frame["run_label"]) == {"SMOKE RUN"}
-    assert frame["true_class"].tolist() == ["a", "b", "c", "b"]
-    assert frame["predicted_class"].tolist() == ["b"] * 4
-    assert frame["confidence"].tolist() == [0.5] * 4
-    assert list(frame.columns[-3:]) == ["p_a", "p_b", "p_c"]
+    answers = [[0.2, 0.5, 0.3], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]]
+    model = _FixedModel(answers)
+    frame = predict_test_set(model, test, CLASSES, 2, TRAINING_RUN)
+    # The configured batch size, and no Keras progress bar in the run's log.
+    assert model.calls == [{"images": 4, "batch_size": 2, "bar": False}]
+    expected = pd.DataFrame(
+        {
+            "test_batch_index": [7, 70, 700, 7000],
+            "true_label": [0, 1, 2, 1],
+            "true_class": ["a", "b", "c", "b"],
+            "predicted_label": [1, 0, 2, 2],
+            "predicted_class": ["b", "a", "c", "c"],
+            "confidence": [0.5, 0.6, 0.8, 0.4],
+            "model_version": TRAINING_RUN["model_version"],
+            "run_label": "SMOKE RUN",
+            "p_a": [0.2, 0.6, 0.1, 0.3],
+            "p_b": [0.5, 0.3, 0.1, 0.3],
+            "p_c": [0.3, 0.1, 0.8, 0.4],
+        }
+    )
+    pd.testing.assert_frame_equal(frame, expected, check_dtype=False)
+
+
+def test_a_true_class_given_probability_zero_costs_a_finite_loss() -> None:
+    """Probabilities are clipped at 1e-7 (as Keras does) before the log."""
+    frame = pd.DataFrame(
+        {"true_label": [0, 1], "predicted_label": [1, 1], "p_a": [0.0, 0.0], "p_b": [1.0, 1.0]}
+    )
+    metrics = compute_test_metrics(frame, ["a", "b"], TRAINING_RUN)
+    assert metrics["loss"] == pytest.approx(-np.log(1e-7) / 2)
 
 
 def test_plots_show_what_they_claim() -> None:
@@ -108,3 +203,52 @@ def test_plots_show_what_they_claim() -> None:
     assert texts == ["1", "0", "0", "1", "1", "0", "0", "0", "0"]
     assert [t.get_text() for t in matrix.get_axes()[0].get_xticklabels()] == CLASSES
     assert "SMOKE RUN" in matrix.get_axes()[0].get_title()
+
+
+def test_curves_have_their_titles_labels_and_a_point_per_whole_epoch() -> None:
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "accuracy": [0.3, 0.5, 0.6],
+            "val_accuracy": [0.2, 0.4, 0.5],
+            "loss": [2.0, 1.5, 1.2],
+            "val_loss": [2.2, 1.8, 1.6],
+        }
+    )
+    caption = model_caption(TRAINING_RUN)
+    for plot, label in ((plot_accuracy, "accuracy"), (plot_loss, "loss")):
+        figure = plot(history, TRAINING_RUN)
+        axis = figure.get_axes()[0]
+        assert axis.get_title() == f"Training and validation {label} per epoch\n{caption}"
+        assert (axis.get_xlabel(), axis.get_ylabel()) == ("epoch", label)
+        assert [line.get_label() for line in axis.get_legend().get_lines()] == [
+            f"training {label}",
+            f"validation {label}",
+        ]
+        for line in axis.get_lines():
+            assert line.get_xdata().tolist() == [1, 2, 3] and line.get_marker() == "o"
+        figure.canvas.draw()
+        assert all(float(tick).is_integer() for tick in axis.get_xticks()), "no epoch 1.5"
+
+
+def test_confusion_matrix_cells_are_readable_and_the_title_gives_the_accuracy() -> None:
+    """Counts are white on the cells darker than half the largest count, black elsewhere."""
+    true = [0] * 4 + [1] * 2 + [2] * 3
+    predicted = [0] * 4 + [1, 2] + [2, 2, 1]
+    figure = plot_confusion_matrix(_predictions(true, predicted), CLASSES, TRAINING_RUN)
+    axis = figure.get_axes()[0]
+    white, black = to_rgba("white"), to_rgba("black")
+    assert [(t.get_text(), to_rgba(t.get_color())) for t in axis.texts] == [
+        ("4", white), ("0", black), ("0", black),
+        ("0", black), ("1", black), ("1", black),
+        ("0", black), ("1", black), ("2", black),
+    ]  # fmt: skip
+    assert {(t.get_ha(), t.get_va()) for t in axis.texts} == {("center", "center")}
+    assert axis.get_images()[0].get_cmap().name == "Blues"
+    assert (axis.get_xlabel(), axis.get_ylabel()) == ("predicted class", "true class")
+    assert [t.get_text() for t in axis.get_yticklabels()] == CLASSES
+    assert {(t.get_rotation(), t.get_ha()) for t in axis.get_xticklabels()} == {(45.0, "right")}
+    caption = model_caption(TRAINING_RUN)
+    assert axis.get_title() == f"Test confusion matrix, accuracy 0.7778\n{caption}"
+    one = plot_confusion_matrix(_predictions([2], [2]), CLASSES, TRAINING_RUN).get_axes()[0]
+    assert one.get_title() == f"Test confusion matrix, accuracy 1.0000\n{caption}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pytest
 from synthetic_cifar import CLASS_NAMES
 
@@ -25,3 +27,10 @@ def model() -> Any:
 
     keras.utils.set_random_seed(0)
     return build_alexnet(TINY, num_classes=len(CLASS_NAMES))
+
+
+@pytest.fixture(autouse=True)
+def _close_figures() -> Iterator[None]:
+    """Close the figures a test drew: pyplot keeps every figure open until told."""
+    yield
+    plt.close("all")

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_rgba
 from PIL import Image
 from user_images import (
     BAD,
     GOOD,
     VANISHING,
+    animated_gif,
     sixteen_bit_rgb_png,
     status_is_right,
     write_user_images,
@@ -85,6 +87,29 @@ def test_the_prepared_pictures_round_trip_through_their_catalog_dataset(
         np.testing.assert_array_equal(loaded[key], value)
 
 
+def test_a_picture_of_two_frames_is_read_at_its_first(tmp_path: Path) -> None:
+    (tmp_path / "two.gif").write_bytes(animated_gif(frames=2))
+    load = UserImageDataset(filepath=str(tmp_path / "two.gif")).load
+    prepared = prepare_images({"two.gif": load}, RESIZE)
+    assert prepared["status"].tolist() == ["converted: first of 2 frames; palette (P) to RGB"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "how"),
+    [
+        ("RGB", None),
+        ("L", "greyscale (L) to RGB"),
+        ("1", "1-bit (1) to RGB"),
+        ("P", "palette (P) to RGB"),
+        ("CMYK", "CMYK to RGB"),
+        ("YCbCr", "YCbCr to RGB"),
+    ],
+)
+def test_each_pixel_mode_says_how_it_became_rgb(mode: str, how: str | None) -> None:
+    rgb, said = to_rgb(Image.new(mode, (2, 2)), [255, 255, 255])
+    assert (rgb.mode, said) == ("RGB", how)
+
+
 def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
     ramp = np.array([[0, 256, 32768, 65535]], dtype=np.uint16)
     rgb, how = to_rgb(Image.fromarray(ramp), [255, 255, 255])
@@ -106,8 +131,17 @@ def test_alpha_is_flattened_onto_the_background_only_where_transparent() -> None
     rgb, how = to_rgb(Image.fromarray(rgba), [0, 0, 255])
     assert np.asarray(rgb)[0].tolist() == [[200, 0, 0], [0, 0, 255]]
     assert how == "RGBA with transparency flattened onto (0, 0, 255)"
-    opaque = np.full((2, 2, 4), 255, np.uint8)
-    assert to_rgb(Image.fromarray(opaque), [0, 0, 0])[1] == "RGBA (opaque) to RGB"
+    opaque, how = to_rgb(Image.fromarray(np.full((2, 2, 4), 255, np.uint8)), [0, 0, 0])
+    assert (opaque.mode, how) == ("RGB", "RGBA (opaque) to RGB")
+
+
+def test_greyscale_with_alpha_is_flattened_onto_the_background() -> None:
+    grey = Image.new("LA", (2, 1), (100, 255))
+    grey.putpixel((1, 0), (100, 0))
+    rgb, how = to_rgb(grey, [0, 0, 255])
+    assert rgb.mode == "RGB"
+    assert np.asarray(rgb)[0].tolist() == [[100, 100, 100], [0, 0, 255]]
+    assert how == "LA with transparency flattened onto (0, 0, 255)"
 
 
 @pytest.mark.parametrize("mode", ["I", "F"])
@@ -140,6 +174,18 @@ def test_the_fit_policies() -> None:
 
 
 @pytest.mark.parametrize("fit", ["crop", "pad", "stretch"])
+def test_every_fit_resizes_with_the_resample_asked(fit: str) -> None:
+    """A 64x64 checkerboard of single pixels halved: nearest picks pixels, black or white;
+    lanczos averages them to grey."""
+    checker = (np.indices((64, 64)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    picture = Image.fromarray(np.stack([checker] * 3, axis=-1))
+    nearest = np.asarray(fit_to_input(picture, {**RESIZE, "fit": fit, "resample": "nearest"}))
+    assert set(np.unique(nearest)) <= {0, 255}
+    lanczos = np.asarray(fit_to_input(picture, {**RESIZE, "fit": fit}))
+    assert ((lanczos > 64) & (lanczos < 192)).all()
+
+
+@pytest.mark.parametrize("fit", ["crop", "pad", "stretch"])
 @pytest.mark.parametrize("resample", ["lanczos", "nearest"])
 def test_a_32x32_picture_passes_through_unchanged(fit: str, resample: str) -> None:
     pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
@@ -148,12 +194,14 @@ def test_a_32x32_picture_passes_through_unchanged(fit: str, resample: str) -> No
 
 
 class _FixedModel:
-    def __init__(self) -> None:
-        self.seen = 0
+    def __init__(self, answer: tuple[float, ...] = (0.1, 0.2, 0.4, 0.3)) -> None:
+        self.seen, self.asked, self.answer = 0, [], np.array(answer, np.float32)
 
     def predict(self, images: np.ndarray, batch_size: int, verbose: int) -> np.ndarray:
         self.seen += len(images)
-        return np.tile(np.array([0.1, 0.2, 0.4, 0.3], np.float32), (len(images), 1))
+        # Keras draws a progress bar unless verbose is 0 or None.
+        self.asked.append((batch_size, verbose not in (0, None)))
+        return np.tile(self.answer, (len(images), 1))
 
 
 def _prepared_table() -> dict[str, np.ndarray]:
@@ -172,6 +220,15 @@ def test_predictions_have_top_3_every_probability_and_the_model_version() -> Non
     model = _FixedModel()
     frame = predict_images(model, _prepared_table(), CLASSES, 8, TRAINING_RUN)
     assert model.seen == 2, "refused files never reach the model"
+    assert model.asked == [(8, False)], "in the configured batches, without a progress bar"
+    assert list(frame.columns) == [
+        "file", "status",
+        "top1_class", "top1_probability", "top2_class", "top2_probability",
+        "top3_class", "top3_probability",
+        "model_version", "run_label", "format", "original_size", "original_mode",
+        "p_a", "p_b", "p_c", "p_d",
+    ]  # fmt: skip
+    assert (frame[["p_a", "p_b", "p_c", "p_d"]].dtypes == np.float32).all(), "as the model gave"
     assert frame["file"].tolist() == ["a.png", "b.txt", "c.jpg"]
     assert frame.loc[0, ["top1_class", "top2_class", "top3_class"]].tolist() == ["c", "d", "b"]
     assert frame.loc[0, "top1_probability"] == pytest.approx(0.4)
@@ -180,6 +237,12 @@ def test_predictions_have_top_3_every_probability_and_the_model_version() -> Non
     assert set(frame["model_version"]) == {TRAINING_RUN["model_version"]}
     assert list(frame.columns[-4:]) == ["p_a", "p_b", "p_c", "p_d"]
     assert frame.loc[2, "original_mode"] == "CMYK"
+
+
+def test_equal_probabilities_rank_in_the_order_of_the_classes() -> None:
+    model = _FixedModel((0.2, 0.2, 0.3, 0.3))
+    frame = predict_images(model, _prepared_table(), CLASSES, 8, TRAINING_RUN)
+    assert frame.loc[0, ["top1_class", "top2_class", "top3_class"]].tolist() == ["c", "d", "a"]
 
 
 def test_a_folder_of_refused_files_still_gets_its_table() -> None:
@@ -202,14 +265,71 @@ def test_contact_sheet_has_a_tile_per_file_saying_what_was_seen() -> None:
     assert TRAINING_RUN["model_version"] in figure._suptitle.get_text()
 
 
+def test_contact_sheet_tiles_show_their_own_pixels_and_a_refusal_in_full() -> None:
+    reason = "not an image in an accepted format (BMP, GIF, JPEG, PNG, TIFF, WEBP): it holds text"
+    prepared = {
+        **_prepared_table(),
+        "file_name": np.array(["a_long_holiday_picture_name.png", "b.txt", "c.jpg"]),
+        "status": np.array(["ok", f"refused: {reason}", "converted: CMYK to RGB"]),
+        "images": np.stack(
+            [np.full((32, 32, 3), 10, np.uint8), np.full((32, 32, 3), 20, np.uint8)]
+        ),
+    }
+    frame = predict_images(_FixedModel(), prepared, CLASSES, 8, TRAINING_RUN)
+    figure = plot_contact_sheet(prepared, frame, {"columns": 3, "max_images": 2}, TRAINING_RUN)
+    accepted, refused = figure.get_axes()
+    # A name over 22 characters keeps its last 19, after an ellipsis.
+    assert accepted.get_title() == "...ay_picture_name.png\nc 0.40"
+    [image] = accepted.get_images()
+    assert image.get_interpolation() == "nearest"
+    np.testing.assert_array_equal(image.get_array(), prepared["images"][0])
+    [text] = refused.texts
+    assert text.get_text().split("\n") == [
+        "not an image in an",
+        "accepted format (BMP,",
+        "GIF, JPEG, PNG, TIFF,",
+        "WEBP): it holds text",
+    ]
+    assert text.get_position() == (0.5, 0.5) and text.get_transform() == refused.transAxes
+    assert (text.get_ha(), text.get_va()) == ("center", "center")
+    assert to_rgba(refused.title.get_color()) == to_rgba("firebrick")
+    assert refused.get_facecolor() == (0.88, 0.88, 0.88, 1.0)
+    assert figure.get_suptitle() == (
+        "What the network saw: 2 of 3 pictures at 32x32, top class and confidence\n"
+        "unit · model 2026-01-02T03.04.05.678Z (env test)"
+    )
+
+
+def test_a_long_refusal_is_cut_to_five_lines_of_24_and_a_short_name_kept_whole() -> None:
+    prepared = {
+        **{key: value[1:2] for key, value in _prepared_table().items()},
+        "file_name": np.array(["exactly_22_chars_n.png"]),
+        "status": np.array(["refused: " + " ".join(["twelvelength"] * 7)]),
+        "images": np.zeros((0, 32, 32, 3), np.uint8),
+    }
+    frame = predict_images(_FixedModel(), prepared, CLASSES, 8, TRAINING_RUN)
+    [tile] = plot_contact_sheet(prepared, frame, {"columns": 4, "max_images": 9}, {}).get_axes()
+    # Two of these words with their space are 25 characters: one word a line.
+    assert tile.texts[0].get_text().split("\n") == ["twelvelength"] * 5
+    assert tile.get_title() == "exactly_22_chars_n.png\nrefused"
+
+
 def test_summary_counts_and_logs_one_line(caplog: pytest.LogCaptureFixture) -> None:
     frame = pd.DataFrame(
         {"file": ["a", "b", "c"], "status": ["ok", "refused: x", "converted: CMYK to RGB"]}
     )
     with caplog.at_level(logging.INFO):
         summary = summarise_predictions(frame, TRAINING_RUN)
-    assert (summary["predicted"], summary["converted"], summary["refused"]) == (2, 1, 1)
-    assert summary["refused_files"] == {"b": "refused: x"}
+    assert summary == {
+        "run_label": "unit",
+        "kedro_env": "test",
+        "model_version": "2026-01-02T03.04.05.678Z",
+        "files": 3,
+        "predicted": 2,
+        "converted": 1,
+        "refused": 1,
+        "refused_files": {"b": "refused: x"},
+    }
     assert [r.getMessage() for r in caplog.records] == [
         "Predict summary: 2 predicted (1 of them converted), 1 refused, of 3 files; "
         "model 2026-01-02T03.04.05.678Z"
@@ -227,3 +347,29 @@ def test_progress_is_logged_for_a_large_folder(caplog: pytest.LogCaptureFixture)
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0] == "Prepared 10 of 100 pictures (10 refused so far)"
     assert lines[-1] == "Prepared 100 of 100 pictures (100 refused so far)"
+
+
+def test_progress_is_logged_every_tenth_of_the_folder_and_at_its_end(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """105 files, every other one a picture: the refused count is the others'."""
+    Image.new("RGB", (32, 32)).save(tmp_path / "black.png")
+    picture = UserImageDataset(filepath=str(tmp_path / "black.png")).load
+    partitions = {f"{i:03d}.png": picture if i % 2 else _unreadable for i in range(105)}
+    with caplog.at_level(logging.INFO):
+        prepare_images(partitions, RESIZE)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Prepared {done} of 105 pictures ({(done + 1) // 2} refused so far)"
+        for done in (10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 105)
+    ]
+
+
+def test_a_folder_of_refused_files_gives_an_empty_batch_of_pictures() -> None:
+    prepared = prepare_images({"a.png": _unreadable}, RESIZE)
+    assert prepared["images"].shape == (0, 32, 32, 3) and prepared["images"].dtype == np.uint8
+    # A refused file has no format, size or mode to tell.
+    assert [prepared[key].tolist() for key in ("format", "original_size", "original_mode")] == [
+        [""],
+        [""],
+        [""],
+    ]

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import platform
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 from synthetic_cifar import CLASS_NAMES, make_split
 
-from alexnet_cifar10.distribution import ENGINES
+from alexnet_cifar10.distribution import ENGINES, placement
+from alexnet_cifar10.pipelines.training.callbacks import ResumePoint
 from alexnet_cifar10.pipelines.training.nodes import (
     TrainingDivergedError,
+    _callbacks,
+    _compile,
+    _fit,
+    _learning_rate,
+    _package_version,
+    _resume_dir,
+    _run_facts,
     build_model,
     summarise_model,
     train_model,
@@ -40,10 +56,11 @@ def test_build_model_is_seeded_and_has_one_output_per_class(tiny_training: dict)
 def test_build_model_applies_precision_and_augmentation(tiny_training: dict) -> None:
     tiny_training["precision"] = "mixed_bfloat16"
     tiny_training["augmentation"]["enabled"] = True
-    model = _build(tiny_training)
+    model = _build(tiny_training, seed=9)
     assert model.get_layer("conv1").dtype_policy.name == "mixed_bfloat16"
     assert model.get_layer("probabilities").dtype_policy.name == "float32"
-    assert model.get_layer("random_crop_flip").pad == tiny_training["augmentation"]["pad"]
+    augmentation = model.get_layer("random_crop_flip")
+    assert (augmentation.pad, augmentation.seed) == (tiny_training["augmentation"]["pad"], 9)
 
 
 def test_model_summary_lists_every_layer_then_totals(tiny_training: dict) -> None:
@@ -57,15 +74,177 @@ def test_model_summary_lists_every_layer_then_totals(tiny_training: dict) -> Non
         "parameters",
         "multiply_adds",
     ]
-    total = summary.iloc[-1]
-    assert total["parameters"] == model.count_params() == summary["parameters"][:-1].sum()
-    assert total["multiply_adds"] == summary["multiply_adds"][:-1].sum() > 0
+    assert summary.index.tolist() == list(range(len(model.layers) + 1))
+    assert summary.iloc[-1].to_dict() == {
+        "layer": "total",
+        "type": "",
+        "output_shape": "",
+        "parameters": model.count_params(),
+        "multiply_adds": summary["multiply_adds"][:-1].sum(),
+    }
+    assert summary["parameters"][:-1].sum() == model.count_params()
+    assert summary["multiply_adds"].iloc[-1] > 0
+    # Whole numbers: the summary is saved as CSV, where a float column would read "1234.0".
+    assert summary[["parameters", "multiply_adds"]].dtypes.map(pd.api.types.is_integer_dtype).all()
+
+
+def _rate(schedule: Any, step: int) -> float:
+    return float(keras.ops.convert_to_numpy(schedule(step)))
+
+
+def test_a_constant_learning_rate_is_the_optimizers(tiny_training: dict) -> None:
+    assert _learning_rate(tiny_training, 10) == tiny_training["optimizer"]["learning_rate"]
+
+
+def test_the_learning_rate_warms_up_linearly_then_decays_along_a_cosine(
+    tiny_training: dict,
+) -> None:
+    tiny_training.update(epochs=4, lr_schedule={"name": "warmup_cosine", "warmup_epochs": 1})
+    tiny_training["optimizer"]["learning_rate"] = 0.1
+    schedule = _learning_rate(tiny_training, 10)
+    # 10 steps of warmup from 0, then half a cosine over the 30 steps left.
+    steps = (0, 5, 10, 25, 40)
+    assert [_rate(schedule, step) for step in steps] == pytest.approx(
+        [0.0, 0.05, 0.1, 0.05, 0.0], abs=1e-7
+    )
+
+
+@pytest.mark.parametrize(
+    ("epochs", "steps_per_epoch", "rates"),
+    # step: rate, over 2 epochs of 10 steps; and a fit of a single step, which ends at 0 too.
+    [(2, 10, {0: 0.1, 10: 0.05, 20: 0.0}), (1, 1, {0: 0.1, 1: 0.0})],
+)
+def test_without_warmup_epochs_the_cosine_starts_at_the_rate(
+    tiny_training: dict, epochs: int, steps_per_epoch: int, rates: dict[int, float]
+) -> None:
+    tiny_training.update(epochs=epochs, lr_schedule={"name": "warmup_cosine"})
+    tiny_training["optimizer"]["learning_rate"] = 0.1
+    schedule = _learning_rate(tiny_training, steps_per_epoch)
+    assert {step: _rate(schedule, step) for step in rates} == pytest.approx(rates, abs=1e-7)
+
+
+def test_compile_takes_the_optimizer_loss_and_xla_asked(tiny_training: dict) -> None:
+    model = _build(tiny_training)
+    tiny_training.update(
+        optimizer={"name": "adamw", "learning_rate": 0.002, "weight_decay": 0.05},
+        loss="categorical_focal_crossentropy",
+        label_smoothing=0.1,
+        jit_compile=False,
+    )
+    _compile(model, tiny_training, steps_per_epoch=10)
+    assert type(model.optimizer) is keras.optimizers.AdamW
+    assert model.optimizer.weight_decay == 0.05
+    assert keras.ops.convert_to_numpy(model.optimizer.learning_rate) == pytest.approx(0.002)
+    assert type(model.loss) is keras.losses.CategoricalFocalCrossentropy
+    assert model.loss.label_smoothing == 0.1
+    assert model.jit_compile is False
+
+
+def test_compile_without_weight_decay_with_a_warmup_schedule(tiny_training: dict) -> None:
+    model = _build(tiny_training)
+    tiny_training.update(
+        optimizer={"name": "sgd", "learning_rate": 0.01},
+        lr_schedule={"name": "warmup_cosine", "warmup_epochs": 1},
+        epochs=2,
+        jit_compile=True,
+    )
+    _compile(model, tiny_training, steps_per_epoch=10)
+    assert type(model.optimizer) is keras.optimizers.SGD
+    assert model.optimizer.weight_decay is None
+    assert keras.ops.convert_to_numpy(model.optimizer.learning_rate) == 0.0, "warming up"
+    assert type(model.loss) is keras.losses.CategoricalCrossentropy
+    assert model.get_compile_config()["metrics"] == ["accuracy"]
+    assert model.jit_compile is True
+
+
+def test_package_versions_of_missing_packages_are_none() -> None:
+    assert _package_version("numpy") == np.__version__
+    assert _package_version("no-such-package-for-alexnet") is None
+
+
+def test_the_fit_callbacks_count_steps_of_each_batch(tiny_training: dict, tmp_path: Path) -> None:
+    tiny_training.update(
+        epochs=4,
+        batch_size=16,
+        progress_seconds=5.0,
+        resume={"enabled": True, "backup_dir": str(tmp_path)},
+    )
+    train, validation = make_split(70), make_split(20, 1)
+    epoch_log, (progress, log, resume) = _callbacks(tiny_training, 3, train, validation)
+    assert log is epoch_log and epoch_log.epochs == 4
+    # 70 images: 4 batches of 16 and one of 6; 20 validation images: 2 batches.
+    assert (progress.epochs, progress.steps_per_epoch, progress.validation_steps) == (4, 5, 2)
+    assert (progress.batch_size, progress.every_seconds) == (16, 5.0)
+    assert isinstance(resume, ResumePoint) and resume.epoch_log is epoch_log
+    assert resume.backup_dir == str(_resume_dir(tiny_training, 3, train))
+    tiny_training["resume"]["enabled"] = False
+    assert len(_callbacks(tiny_training, 3, train, validation)[1]) == 2
+
+
+class _RecordingModel:
+    """Records what it is asked to fit."""
+
+    def __init__(self) -> None:
+        self.fits: list[tuple[tuple, dict]] = []
+
+    def fit(self, *args: Any, **kwargs: Any) -> None:
+        self.fits.append((args, kwargs))
+
+
+def test_the_fit_shuffles_batches_quietly_with_the_callbacks(tiny_training: dict) -> None:
+    """Quiet: the node's own callbacks report progress, in a terminal or not."""
+    train, validation = make_split(32), make_split(16, 1)
+    model, callbacks = _RecordingModel(), [keras.callbacks.Callback()]
+    _fit(model, placement("one_device"), train, validation, tiny_training, callbacks)
+    [((images, labels), kwargs)] = model.fits
+    np.testing.assert_array_equal(images, train["images"])
+    np.testing.assert_array_equal(labels, train["labels"])
+    validation_images, validation_labels = kwargs.pop("validation_data")
+    np.testing.assert_array_equal(validation_images, validation["images"])
+    np.testing.assert_array_equal(validation_labels, validation["labels"])
+    assert kwargs == {
+        "epochs": 1,
+        "batch_size": 16,
+        "shuffle": True,
+        "callbacks": callbacks,
+        "verbose": 0,
+    }
+
+
+def test_the_run_facts_name_the_software_the_data_and_the_last_epoch() -> None:
+    where = placement("one_device")
+    history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [0.5, 0.25, 0.125]})
+    facts = _run_facts(where, 16, 1.23456, history, make_split(48), make_split(16, 1))
+    backend = keras.backend.backend()
+    assert facts == {
+        "device": where.devices[0],
+        "devices": keras.distribution.list_devices(),
+        "distribution": where.facts(16),
+        "backend": backend,
+        "backend_version": version(backend),
+        "keras_version": keras.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "fit_seconds": 1.235,
+        "epochs_run": 3,
+        "train_images": 48,
+        "validation_images": 16,
+        "final": {"epoch": 3, "loss": 0.125},
+    }
+    nothing = _run_facts(where, 16, 0.0, pd.DataFrame(), make_split(48), make_split(16, 1))
+    assert (nothing["epochs_run"], nothing["final"]) == (0, {})
 
 
 def test_train_model_returns_model_history_and_facts(tiny_training: dict) -> None:
+    start = time.perf_counter()
     model, history, facts = train_model(
         _build(tiny_training), make_split(64), make_split(32, 1), tiny_training, 0, "t", CONTEXT
     )
+    elapsed = time.perf_counter() - start
+    # The fit's wall time: its epochs' and no more than the node's.
+    assert history["epoch_seconds"].sum() - 0.01 <= facts["fit_seconds"] <= elapsed
+    assert facts["final"] == history.iloc[-1].to_dict()
     assert list(history.columns[:1]) == ["epoch"]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"} <= set(history)
     assert len(history) == 1
@@ -153,5 +332,96 @@ def test_train_model_logs_that_it_trains_on_the_cpu(
 def test_divergence_stops_with_a_clear_error(tiny_training: dict) -> None:
     train = make_split(32)
     train["labels"][:] = np.nan
-    with pytest.raises(TrainingDivergedError, match="loss became NaN or infinite in epoch 1"):
+    with pytest.raises(TrainingDivergedError) as error:
         train_model(_build(tiny_training), train, make_split(16, 1), tiny_training, 0, "t", CONTEXT)
+    assert str(error.value) == (
+        "Training diverged: the loss became NaN or infinite in epoch 1. No model was saved. "
+        "Lower training.optimizer.learning_rate (now 0.001) or check the inputs."
+    )
+
+
+class _Crash(RuntimeError):
+    """What stops a fit half-way in these tests."""
+
+
+class _CrashAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        raise _Crash
+
+
+def test_a_fit_stopped_after_epoch_1_resumes_at_epoch_2(
+    tiny_training: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tiny_training.update(epochs=3, resume={"enabled": True, "backup_dir": str(tmp_path)})
+    train, validation = make_split(32), make_split(16, 1)
+    # The node's own callbacks run first: epoch 1's resume point is saved, then the crash.
+    with pytest.raises(_Crash):
+        train_model(
+            _build(tiny_training), train, validation, tiny_training, 0, "t", CONTEXT,
+            callbacks=[_CrashAfterFirstEpoch()],
+        )  # fmt: skip
+    [folder] = tmp_path.iterdir()
+    assert folder == _resume_dir(tiny_training, 0, train)
+    saved = json.loads((folder / "history.json").read_text())
+    assert [row["epoch"] for row in saved] == [1]
+    with caplog.at_level("INFO"):
+        _, history, facts = train_model(
+            _build(tiny_training), train, validation, tiny_training, 0, "t", CONTEXT
+        )
+    assert "Resuming training at epoch 2 of 3" in caplog.text
+    assert history["epoch"].tolist() == [1, 2, 3] and facts["epochs_run"] == 3
+    assert history.iloc[0].to_dict() == saved[0], "epoch 1 is the first fit's own"
+    assert not folder.exists(), "a finished fit removes its resume point"
+
+
+def test_each_fit_resumes_from_its_own_folder(tiny_training: dict, tmp_path: Path) -> None:
+    """Parameters, seed and training data name the folder; where the fit runs does not."""
+    params = {**tiny_training, "resume": {"enabled": True, "backup_dir": str(tmp_path)}}
+    train = make_split(64)
+    folder = _resume_dir(params, 0, train)
+    assert folder.parent == tmp_path and len(folder.name) == 16
+    elsewhere = {**params, "progress_seconds": 1, "distribution": "data_parallel"}
+    assert _resume_dir(elsewhere, 0, train) == folder
+    relabelled = {**train, "labels": train["labels"][::-1].copy()}
+    repainted = {**train, "images": train["images"].copy()}
+    repainted["images"][0] ^= 1
+    others = {
+        _resume_dir(params, 1, train),
+        _resume_dir({**params, "epochs": 2}, 0, train),
+        _resume_dir(params, 0, relabelled),
+        _resume_dir(params, 0, repainted),
+    }
+    assert folder not in others and len(others) == 4
+    # The parameters as another file lists them: the same fit.
+    reordered = {key: params[key] for key in reversed(params)}
+    reordered["optimizer"] = dict(reversed(params["optimizer"].items()))
+    assert _resume_dir(reordered, 0, train) == folder
+
+
+def _repainted(split: dict[str, np.ndarray], index: int) -> dict[str, np.ndarray]:
+    images = split["images"].copy()
+    images[index] ^= 1
+    return {**split, "images": images}
+
+
+def test_the_resume_folder_reads_every_image_of_a_small_set_and_64_of_a_large_one(
+    tiny_training: dict,
+) -> None:
+    """A fixed-size sample: naming the folder costs no pass over a large training set."""
+    small, large = make_split(32), make_split(128)
+    assert _resume_dir(tiny_training, 0, _repainted(small, 1)) != _resume_dir(
+        tiny_training, 0, small
+    )
+    # 128 images: every other one, from the first.
+    folder = _resume_dir(tiny_training, 0, large)
+    assert _resume_dir(tiny_training, 0, _repainted(large, 126)) != folder
+    assert _resume_dir(tiny_training, 0, _repainted(large, 127)) == folder
+
+
+def test_a_diverged_fit_leaves_no_resume_point(tiny_training: dict, tmp_path: Path) -> None:
+    tiny_training["resume"] = {"enabled": True, "backup_dir": str(tmp_path)}
+    train = make_split(32)
+    train["labels"][:] = np.nan
+    with pytest.raises(TrainingDivergedError):
+        train_model(_build(tiny_training), train, make_split(16, 1), tiny_training, 0, "t", CONTEXT)
+    assert not any(path.is_file() for path in tmp_path.rglob("*"))

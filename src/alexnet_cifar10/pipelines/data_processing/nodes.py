@@ -37,7 +37,8 @@ def _subset(
         shuffled = rng.permutation(indices)
         n_taken = round(len(indices) * fraction)
         return np.sort(shuffled[n_taken:]), np.sort(shuffled[:n_taken])
-    kept, taken = [], []
+    # Each list starts with an empty array: an empty ``indices`` gives two empty halves.
+    kept, taken = [indices[:0]], [indices[:0]]
     for label in np.unique(labels[indices]):
         members = rng.permutation(indices[labels[indices] == label])
         n_taken = round(len(members) * fraction)
