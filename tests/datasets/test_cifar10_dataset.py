@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import os
 import pickle
@@ -11,7 +10,6 @@ import pickletools
 import re
 import socket
 import tarfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from kedro.io import DatasetError
+from local_http import QuietHandler, serving
 from synthetic_cifar import (
     BATCH_FILES,
     CLASS_NAMES,
@@ -61,7 +60,7 @@ def _served(body: bytes, content_length: int | None) -> Iterator[str]:
     """Serve ``body`` over HTTP, announcing ``content_length`` bytes (no header for None);
     yields the archive's URL."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
             self.send_response(200)
             if content_length is not None:
@@ -70,17 +69,8 @@ def _served(body: bytes, content_length: int | None) -> Iterator[str]:
             # HTTP/1.0: the connection closes after the body, short or not.
             self.wfile.write(body)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/cifar-10-python.tar.gz"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as base:
+        yield f"{base}/cifar-10-python.tar.gz"
 
 
 def _closed_port_url() -> str:

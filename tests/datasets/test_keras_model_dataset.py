@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import http.server
 import os
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
 import pytest
 from kedro.io.core import DatasetError, Version
+from local_http import folder_handler, serving
 
 from alexnet_cifar10.datasets import KerasModelDataset
 from alexnet_cifar10.model import build_alexnet
@@ -73,21 +71,8 @@ def test_reads_a_model_published_over_http(tmp_path: Path) -> None:
     model = build_alexnet(TINY, num_classes=10)
     KerasModelDataset(filepath=str(tmp_path / "m.keras")).save(model)
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(tmp_path), **kwargs)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/m.keras"
-        loaded = KerasModelDataset(filepath=url).load()
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(folder_handler(tmp_path)) as base:
+        loaded = KerasModelDataset(filepath=f"{base}/m.keras").load()
     assert loaded.count_params() == model.count_params()
 
 

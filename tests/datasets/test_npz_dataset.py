@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
 import io
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +11,7 @@ import numpy as np
 import pytest
 from kedro.io import DatasetError
 from kedro.io.core import Version
+from local_http import QuietHandler, serving
 
 from alexnet_cifar10.datasets import NpzDataset
 
@@ -107,7 +106,7 @@ def served_npz() -> Iterator[str]:
     np.savez(buffer, a=np.arange(3))
     content = buffer.getvalue()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
             if self.headers.get("Authorization") != TOKEN:
                 self.send_error(401)
@@ -120,16 +119,8 @@ def served_npz() -> Iterator[str]:
 
         do_HEAD = do_GET
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/inputs.npz"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as base:
+        yield f"{base}/inputs.npz"
 
 
 def test_reads_over_http_with_the_credentials_given(served_npz: str) -> None:

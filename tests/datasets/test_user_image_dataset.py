@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import http.server
 import io
 import re
-import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kedro.io import DatasetError
+from local_http import folder_handler, serving
 from PIL import ExifTags, Image, ImageFile
 from user_images import ACCEPTED, BAD, GOOD, bomb_png, write_user_images
 
@@ -85,21 +83,8 @@ def test_a_mirrored_photo_is_turned_back(tmp_path: Path) -> None:
 def test_reads_a_picture_over_http(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(_png((8, 6)))
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(tmp_path), **kwargs)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/a.png"
-        picture = UserImageDataset(filepath=url).load()
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(folder_handler(tmp_path)) as base:
+        picture = UserImageDataset(filepath=f"{base}/a.png").load()
     assert (picture.format, picture.size) == ("PNG", (8, 6))
 
 
