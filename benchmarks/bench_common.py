@@ -13,8 +13,9 @@ import numpy as np
 from kedro.config import OmegaConfigLoader
 
 from alexnet_cifar10.datasets import CIFAR10Dataset
-from alexnet_cifar10.pipelines.data_processing.nodes import build_model_inputs, split_dataset
+from alexnet_cifar10.pipelines.data_processing.nodes import build_model_inputs
 from alexnet_cifar10.pipelines.training.nodes import build_model, train_model
+from alexnet_cifar10.provenance import TrainedModel
 from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +58,9 @@ def load_splits(
 ) -> tuple[Split, Split, Split]:
     """Train/validation/test as the data_processing pipeline makes them, each capped if asked."""
     data = CIFAR10Dataset(path=str(cifar_root)).load()
-    split = split_dataset(data, params["data_processing"], params["seed"])
-    splits = build_model_inputs(data, split, params["class_names"])
+    splits = build_model_inputs(
+        data, params["data_processing"], params["seed"], params["class_names"]
+    )
     train, validation, test = (
         _cap(s, limit, params["seed"]) for s, limit in zip(splits, limits, strict=True)
     )
@@ -72,15 +74,15 @@ def train_with_nodes(
     seed: int,
     label: str,
     callbacks: list[keras.callbacks.Callback] | None = None,
-) -> tuple[keras.Model, Any, dict[str, Any]]:
+) -> TrainedModel:
     """Build and fit the network with the training pipeline's own nodes, as a run does."""
     class_names = [str(label) for label in range(train["labels"].shape[1])]
     model = build_model(
         training["model"], training["augmentation"], training["precision"], seed, class_names
     )
-    context = {"kedro_env": "benchmark", "save_version": "benchmark"}
+    context = {"kedro_env": "benchmark"}
     return train_model(
-        model, train, validation, training, seed, label, context, callbacks=callbacks
+        model, train, validation, training, seed, class_names, label, context, callbacks=callbacks
     )
 
 

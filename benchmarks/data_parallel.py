@@ -79,8 +79,8 @@ def main() -> None:
         """Train with the node; return the epochs' wall seconds from its history."""
         label = f"benchmark: {strategy}"
         params_fit = {**training, "distribution": strategy}
-        _, history, _ = train_with_nodes(train, validation, params_fit, params["seed"], label)
-        return [float(s) for s in history["epoch_seconds"]]
+        trained = train_with_nodes(train, validation, params_fit, params["seed"], label)
+        return [float(s) for s in trained.history["epoch_seconds"]]
 
     strategies = ("one_device", "data_parallel")
     rates = compare_arms({name: partial(fit, name) for name in strategies}, args.rounds, n)

@@ -104,8 +104,8 @@ def _train(
 ) -> tuple[keras.Model, dict, TestAccuracyClock]:
     train, validation, test = splits
     clock = TestAccuracyClock(test, batch_size=max(training["batch_size"], 500))
-    model, _, facts = train_with_nodes(train, validation, training, seed, label, [clock])
-    return model, facts, clock
+    trained = train_with_nodes(train, validation, training, seed, label, [clock])
+    return trained.network, trained.card["run"], clock
 
 
 def _int_env(name: str) -> int | None:

@@ -35,10 +35,10 @@ from bench_common import Split, load_parameters, load_splits, train_with_nodes
 
 def node_step_ms(train: Split, validation: Split, training: dict, seed: int) -> tuple:
     """Median step time of epochs 2.. through the node; also return the trained model."""
-    model, history, _ = train_with_nodes(train, validation, training, seed, "benchmark: input path")
+    trained = train_with_nodes(train, validation, training, seed, "benchmark: input path")
     steps = math.ceil(len(train["images"]) / training["batch_size"])
-    seconds = [float(s) for s in history["epoch_seconds"]][1:]
-    return statistics.median(seconds) / steps * 1e3, model
+    seconds = [float(s) for s in trained.history["epoch_seconds"]][1:]
+    return statistics.median(seconds) / steps * 1e3, trained.network
 
 
 def bare_step_ms(model: keras.Model, train: Split, batch_size: int, steps: int) -> float:

@@ -35,12 +35,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
+import pandas as pd
 from kedro.config import OmegaConfigLoader
 from PIL import Image
 
 from alexnet_cifar10.datasets import ImageFolderDataset, UserImageDataset
 from alexnet_cifar10.pipelines.predict.nodes import predict_images, prepare_images
 from alexnet_cifar10.pipelines.training.nodes import build_model
+from alexnet_cifar10.provenance import TrainedModel
 from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
 from bench_common import ROOT, load_parameters
 
@@ -134,14 +136,15 @@ def full_path(
 ) -> tuple[dict[str, np.ndarray], float, float]:
     """The predict pipeline's nodes on the folder: prepared inputs, seconds of prepare_images
     (with the folder listing) and of predict_images."""
-    facts = {"run_label": "benchmark", "kedro_env": "base", "model_version": "benchmark"}
+    card = {"run_label": "benchmark", "kedro_env": "base", "model_version": "benchmark"}
+    trained = TrainedModel(model, {**card, "class_names": params["class_names"]}, pd.DataFrame())
     start = time.perf_counter()
     folder_dataset = ImageFolderDataset(
         path=str(folder), dataset={"type": UserImageDataset, "load_args": load_args}
     )
     prepared = prepare_images(folder_dataset.load(), params["predict"]["resize"])
     middle = time.perf_counter()
-    predict_images(model, prepared, params["class_names"], batch, facts)
+    predict_images(trained, prepared, batch)
     return prepared, middle - start, time.perf_counter() - middle
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import zipfile
 from contextlib import closing
 from pathlib import Path
 
@@ -107,6 +109,13 @@ def read_until(process: subprocess.Popen, marker: str) -> str:
         if marker in line:
             return "".join(seen)
     raise AssertionError(f"{marker!r} never appeared; output was:\n{''.join(seen)[-4000:]}")
+
+
+def model_card(project: Path, version: str) -> dict:
+    """The card that a trained model's archive holds."""
+    archive = project / "data/06_models/alexnet.keras" / version / "alexnet.keras"
+    with zipfile.ZipFile(archive) as model:
+        return json.loads(model.read("model_card.json"))
 
 
 def versions(project: Path, layer: str, name: str) -> list[str]:

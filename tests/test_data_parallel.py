@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kedro_cli import ENV, kedro, make_project, start_kedro, versions
+from kedro_cli import ENV, kedro, make_project, model_card, start_kedro, versions
 from test_run import VERSIONED
 
 from alexnet_cifar10.datasets import KerasModelDataset
@@ -92,7 +92,7 @@ def test_a_batch_the_devices_cannot_split_is_refused_before_any_node(project: Pa
         "data_parallel splits every batch over (say 32 or 34); got 33."
     )
     assert "Traceback" not in output
-    assert not (project / "data" / "02_intermediate").exists()
+    assert not (project / "data" / "05_model_input").exists()
 
 
 def _free_port() -> int:
@@ -138,14 +138,10 @@ def test_two_processes_train_one_model_and_write_one_set_of_versions(tmp_path: P
     [version] = written["06_models/alexnet.keras"]
     assert sorted(p.name for p in (second / "data").iterdir()) == ["01_raw"]
     assert (
-        "Process 1 of 2 saves nothing: process 0 saves this run's 16 outputs."
+        "Process 1 of 2 saves nothing: process 0 saves this run's 14 outputs."
         in (second / "info.log").read_text()
     )
-    facts = json.loads(
-        (
-            first / "data/07_model_output/training_run.json" / version / "training_run.json"
-        ).read_text()
-    )
+    facts = model_card(first, version)["run"]
     assert facts["distribution"]["processes"] == 2
     assert len(facts["distribution"]["devices"]) == 2
     assert facts["distribution"]["per_device_batch"] == 16

@@ -177,8 +177,9 @@ def test_ctrl_c_and_sigterm_stop_with_one_line_and_no_traceback(
 
 
 def test_two_concurrent_runs_keep_their_own_versions(project: Path) -> None:
-    """Two runs at once, seeded differently so that their models differ: each evaluates its
-    own model on its own inputs, which reading the other run's model would not match."""
+    """Two runs started together, seeded differently so that their models differ: each
+    saves under a version of its own, and every predictions file names the model whose
+    probabilities it holds, whichever of the two models each run's evaluate read."""
     runs = [
         start_kedro(project, "run", "--env", "test"),
         start_kedro(project, "run", "--env", "test", "--params", "seed=1"),
@@ -193,17 +194,29 @@ def test_two_concurrent_runs_keep_their_own_versions(project: Path) -> None:
         ("08_reporting", "test_metrics.json"),
     ]:
         assert versions(project, layer, name) == model_versions, name
-    models = [
-        keras.saving.load_model(project / "data/06_models/alexnet.keras" / v / "alexnet.keras")
-        for v in model_versions
-    ]
-    for version, model, other in zip(model_versions, models, models[::-1], strict=True):
-        with np.load(
-            project / "data/05_model_input/model_input_test.npz" / version / "model_input_test.npz"
-        ) as test:
-            own, others = (m.predict(test["images"], verbose=0) for m in (model, other))
+    models = {
+        version: keras.saving.load_model(
+            project / "data/06_models/alexnet.keras" / version / "alexnet.keras"
+        )
+        for version in model_versions
+    }
+    with np.load(
+        project / "data/05_model_input/model_input_test.npz" / model_versions[0]
+        / "model_input_test.npz"
+    ) as test:  # fmt: skip
+        answers = {version: m.predict(test["images"], verbose=0) for version, m in models.items()}
+    assert np.abs(answers[model_versions[0]] - answers[model_versions[1]]).max() > 1e-3
+    for version in model_versions:
         predictions = pd.read_csv(
             project / "data/07_model_output/test_predictions.csv" / version / "test_predictions.csv"
         )
-        assert np.abs(own - others).max() > 1e-3, "the two runs' models tell apart"
-        np.testing.assert_allclose(predictions.filter(like="p_").to_numpy(), own, atol=1e-5)
+        [named] = set(predictions["model_version"])
+        np.testing.assert_allclose(
+            predictions.filter(like="p_").to_numpy(), answers[named], atol=1e-5
+        )
+        metrics = json.loads(
+            (
+                project / "data/08_reporting/test_metrics.json" / version / "test_metrics.json"
+            ).read_text()
+        )
+        assert metrics["model_version"] == named

@@ -7,30 +7,27 @@ import os
 import signal
 import threading
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
-from kedro.io.core import VERSION_FORMAT, Version, generate_timestamp
+from kedro.io.core import Version
 from kedro.pipeline import Node, Pipeline
 
 from alexnet_cifar10 import hooks
-from alexnet_cifar10.datasets import JSONDataset, KerasModelDataset, NpzDataset
+from alexnet_cifar10.datasets import CIFAR10Dataset, JSONDataset, NpzDataset
 from alexnet_cifar10.hooks import (
     GracefulStopHook,
+    MissingInputError,
     PreflightHook,
-    QuietBackendHook,
-    RunVersionsHook,
+    RunContextHook,
     SingleWriterHook,
-    _sections_used,
-    claim_save_version,
-    run_env,
+    sections_used,
 )
 from alexnet_cifar10.pipeline_registry import producers
 from alexnet_cifar10.pipelines import data_processing, evaluate, features, predict, training
-from alexnet_cifar10.validation import SECTIONS
+from alexnet_cifar10.validation import SECTIONS, ParameterError
 
 OLDER, NEWER, THIS_RUN = (
     "2026-01-01T00.00.00.000Z",
@@ -54,26 +51,29 @@ def _run_params(project: Path, **extra: object) -> dict:
 
 
 def test_sections_used_are_the_top_level_keys_the_nodes_read() -> None:
-    assert _sections_used(training.create_pipeline()) == {
+    assert sections_used(training.create_pipeline()) == {
         "training",
         "seed",
         "class_names",
         "run_label",
     }
-    assert _sections_used(evaluate.create_pipeline()) == {"class_names", "evaluate"}
-    assert _sections_used(predict.create_pipeline()) == {"class_names", "predict"}
-    assert _sections_used(features.create_pipeline()) == {"class_names", "features", "seed"}
+    assert sections_used(evaluate.create_pipeline()) == {"class_names", "evaluate"}
+    assert sections_used(predict.create_pipeline()) == {"predict"}
+    assert sections_used(features.create_pipeline()) == {"class_names", "features", "seed"}
 
 
 def test_a_node_that_reads_all_parameters_uses_every_section() -> None:
     pipeline = Pipeline([Node(len, "parameters", None, name="count_parameters")])
-    assert _sections_used(pipeline) == set(SECTIONS)
+    assert sections_used(pipeline) == set(SECTIONS)
 
 
-def test_a_run_without_env_runs_in_the_default_environment() -> None:
-    # Kedro passes env None when `kedro run` has no --env.
-    assert run_env({"env": None}) == "local"
-    assert run_env({"env": "test"}) == "test"
+def test_the_run_context_names_the_runs_environment() -> None:
+    catalog = DataCatalog(datasets={"run_context": MemoryDataset()})
+    RunContextHook().before_pipeline_run({"env": "test"}, catalog)
+    assert catalog.load("run_context") == {"kedro_env": "test"}
+    # Kedro passes env None when `kedro run` has no --env: the default environment.
+    RunContextHook().before_pipeline_run({"env": None}, catalog)
+    assert catalog.load("run_context") == {"kedro_env": "local"}
 
 
 def test_producers_name_the_pipeline_that_makes_each_dataset() -> None:
@@ -87,25 +87,22 @@ def test_producers_name_the_pipeline_that_makes_each_dataset() -> None:
 
 
 def test_preflight_stops_bad_parameters_with_one_line_each(
-    base_params: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    base_params: dict, tmp_path: Path
 ) -> None:
     catalog = DataCatalog(
         datasets={"parameters": MemoryDataset({**base_params, "seed": "x", "run_label": 3})}
     )
-    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as stop:
+    with pytest.raises(ParameterError) as stop:
         PreflightHook().before_pipeline_run(
             _run_params(tmp_path), training.create_pipeline(), catalog
         )
-    assert stop.value.code == 1
-    assert [r.getMessage() for r in caplog.records] == [
-        "Run stopped: Parameter 'run_label' must be a valid string; got 3.",
-        "Run stopped: Parameter 'seed' must be a valid integer; got 'x'.",
+    assert str(stop.value).splitlines() == [
+        "Parameter 'run_label' must be a valid string; got 3.",
+        "Parameter 'seed' must be a valid integer; got 'x'.",
     ]
 
 
-def test_preflight_names_inputs_no_run_has_saved(
-    base_params: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_preflight_names_inputs_no_run_has_saved(base_params: dict, tmp_path: Path) -> None:
     catalog = DataCatalog(
         datasets={
             "parameters": MemoryDataset(base_params),
@@ -115,224 +112,98 @@ def test_preflight_names_inputs_no_run_has_saved(
         }
     )
     _save(NpzDataset, tmp_path / "test.npz", OLDER, {"a": np.zeros(1)})
-    for name in ("model", "training_run", "training_history"):
-        catalog[name] = JSONDataset(filepath=str(tmp_path / name), version=Version(None, None))
-    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit):
+    catalog["model"] = JSONDataset(filepath=str(tmp_path / "model"), version=Version(None, None))
+    with pytest.raises(MissingInputError) as stop:
         PreflightHook().before_pipeline_run(
             _run_params(tmp_path), evaluate.create_pipeline(), catalog
         )
-    lines = [r.getMessage() for r in caplog.records]
-    assert lines == [
-        f"Run stopped: Input '{name}' was never produced: no saved version under "
-        f"'{tmp_path / name}'. Make it with `kedro run --pipelines training` (or `kedro run` "
-        "for everything)."
-        for name in ("model", "training_history", "training_run")
-    ]
+    assert str(stop.value) == (
+        f"Input 'model' was never produced: no saved version under '{tmp_path / 'model'}'. "
+        "Make it with `kedro run --pipelines training` (or `kedro run` for everything)."
+    )
 
 
 def test_preflight_names_a_load_version_that_is_not_there(
-    base_params: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    base_params: dict, tmp_path: Path
 ) -> None:
-    """--load-versions names a missing folder; an input the catalog does not declare is
-    named by itself."""
-    _save(JSONDataset, tmp_path / "model", NEWER, {"v": 1})
+    """--load-versions names a missing folder, and the newest that are there, also for a
+    dataset that the run makes before it reads it; an input the catalog does not declare
+    is named by itself."""
+    for version in (OLDER, NEWER):
+        _save(JSONDataset, tmp_path / "model", version, {"v": 1})
+    missing = "2025-01-01T00.00.00.000Z"
+
+    def catalog() -> DataCatalog:
+        # As Kedro builds it for --load-versions model:<missing>.
+        model = JSONDataset(filepath=str(tmp_path / "model"), version=Version(missing, None))
+        return DataCatalog(datasets={"parameters": MemoryDataset(base_params), "model": model})
+
+    run_params = _run_params(tmp_path, load_versions={"model": missing})
+    no_version = (
+        f"Input 'model' has no version '{missing}' under '{tmp_path / 'model'}'; the newest "
+        f"there: {OLDER}, {NEWER}."
+    )
+    with pytest.raises(MissingInputError) as stop:
+        PreflightHook().before_pipeline_run(run_params, evaluate.create_pipeline(), catalog())
+    assert str(stop.value).splitlines() == [
+        no_version,
+        "Input 'model_input_test' was never produced: no saved version under "
+        "'model_input_test'. Make it with `kedro run --pipelines training` (or "
+        "`kedro run` for everything).".replace("training", "data_processing"),
+    ]
+    # A full run trains a model, then evaluates the one --load-versions names.
+    recipe = training.create_pipeline() + evaluate.create_pipeline()
+    with pytest.raises(MissingInputError) as stop:
+        PreflightHook().before_pipeline_run(run_params, recipe, catalog())
+    assert no_version in str(stop.value).splitlines()
+
+
+def test_preflight_fetches_the_raw_data_or_says_where_to_put_it(
+    base_params: dict, tmp_path: Path
+) -> None:
     catalog = DataCatalog(
         datasets={
             "parameters": MemoryDataset(base_params),
-            # As Kedro builds it for --load-versions model:<OLDER>.
-            "model": JSONDataset(filepath=str(tmp_path / "model"), version=Version(OLDER, None)),
+            "cifar10_raw": CIFAR10Dataset(path=str(tmp_path / "raw"), download=False),
         }
     )
-    for name in ("training_run", "training_history"):
-        _save(JSONDataset, tmp_path / name, NEWER, {"v": 1})
-        catalog[name] = JSONDataset(filepath=str(tmp_path / name), version=Version(None, None))
-    run_params = _run_params(tmp_path, load_versions={"model": OLDER})
-    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit):
-        PreflightHook().before_pipeline_run(run_params, evaluate.create_pipeline(), catalog)
-    assert caplog.messages == [
-        f"Run stopped: Input 'model' has no version '{OLDER}' under '{tmp_path / 'model'}': "
-        "pick one of the folders there in --load-versions.",
-        "Run stopped: Input 'model_input_test' was never produced: no saved version under "
-        "'model_input_test'. Make it with `kedro run --pipelines data_processing` (or "
-        "`kedro run` for everything).",
-    ]
-
-
-def test_an_evaluated_model_is_read_with_its_own_run_facts(tmp_path: Path) -> None:
-    for version in (OLDER, NEWER):
-        _save(NpzDataset, tmp_path / "model", version, {"version": np.array([version])})
-        _save(JSONDataset, tmp_path / "training_run", version, {"model_version": version})
-    # A newer training_run of a model whose save failed must not be taken for the newest.
-    _save(JSONDataset, tmp_path / "training_run", THIS_RUN, {"model_version": "orphan"})
-
-    def catalog(load_versions: dict[str, str]) -> DataCatalog:
-        """As Kedro builds it: --load-versions fixes the model's load version."""
-        return DataCatalog(
-            datasets={
-                name: dataset_type(
-                    filepath=str(tmp_path / name), version=Version(load_versions.get(name), None)
-                )
-                for name, dataset_type in (("model", NpzDataset), ("training_run", JSONDataset))
-            }
+    with pytest.raises(MissingInputError) as stop:
+        PreflightHook().before_pipeline_run(
+            _run_params(tmp_path), data_processing.create_pipeline(), catalog
         )
-
-    newest = catalog({})
-    RunVersionsHook().before_pipeline_run(_run_params(tmp_path), evaluate.create_pipeline(), newest)
-    assert newest.load("training_run") == {"model_version": NEWER}
-    older = catalog({"model": OLDER})
-    RunVersionsHook().before_pipeline_run(
-        _run_params(tmp_path, load_versions={"model": OLDER}), evaluate.create_pipeline(), older
-    )
-    assert older.load("training_run") == {"model_version": OLDER}
+    assert str(stop.value).startswith("CIFAR-10 not found (downloading is off).")
+    assert not (tmp_path / "raw").exists()
 
 
-def test_outputs_read_back_in_the_same_run_are_this_runs_own(tmp_path: Path) -> None:
-    _save(NpzDataset, tmp_path / "model_input_test", NEWER, {"a": np.zeros(1)})
-    catalog = DataCatalog(
-        datasets={
-            "model_input_test": NpzDataset(
-                filepath=str(tmp_path / "model_input_test"), version=Version(None, THIS_RUN)
-            ),
-            "run_context": MemoryDataset(),
-        }
-    )
-    pipeline = training.create_pipeline() + evaluate.create_pipeline()
-    # data_processing writes model_input_test and evaluate reads it.
-    pipeline += data_processing.create_pipeline()
-    RunVersionsHook().before_pipeline_run(_run_params(tmp_path), pipeline, catalog)
-    dataset = catalog.get("model_input_test")
-    assert dataset.resolve_load_version() == THIS_RUN
-    assert catalog.load("run_context") == {"kedro_env": "unit", "save_version": THIS_RUN}
-
-
-def test_a_run_reads_its_own_model_when_an_overlapping_run_saves_a_newer_one(
-    tmp_path: Path,
-) -> None:
-    """Runs A and B train together; B saves its model after A saved its own, before A's
-    evaluate reads it. A evaluates its own model, which without the hook it would not."""
-    later = "2026-03-01T00.00.05.000Z"
-    pipeline = training.create_pipeline() + evaluate.create_pipeline()
-
-    def catalog_of_run(run_id: str) -> DataCatalog:
-        # As Kedro builds it for a run: every versioned dataset saves as the run's version.
-        datasets = {
-            name: NpzDataset(filepath=str(tmp_path / name), version=Version(None, run_id))
-            for name in ("model", "training_run")
-        }
-        return DataCatalog(datasets={**datasets, "run_context": MemoryDataset()})
-
-    run_a, unpinned = catalog_of_run(THIS_RUN), catalog_of_run(THIS_RUN)
-    RunVersionsHook().before_pipeline_run(_run_params(tmp_path), pipeline, run_a)
-    run_a.save("model", {"trained_by": np.array(["A"])})
-    run_a.save("training_run", {"trained_by": np.array(["A"])})
-    run_b = catalog_of_run(later)
-    run_b.save("model", {"trained_by": np.array(["B"])})
-    run_b.save("training_run", {"trained_by": np.array(["B"])})
-    assert run_a.load("model")["trained_by"].tolist() == ["A"]
-    assert run_a.load("training_run")["trained_by"].tolist() == ["A"]
-    assert unpinned.load("model")["trained_by"].tolist() == ["B"], "the race is real"
-
-
-def test_a_save_version_is_claimed_once(tmp_path: Path) -> None:
-    first = claim_save_version(tmp_path, THIS_RUN)
-    second = claim_save_version(tmp_path, THIS_RUN)
-    assert first == THIS_RUN
-    assert second > THIS_RUN
-    assert sorted(p.name for p in tmp_path.iterdir()) == [first, second]
-
-
-def test_a_taken_version_gives_way_to_the_time_of_the_claim(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    claim_save_version(tmp_path, THIS_RUN)
-    waits: list[float] = []
-    monkeypatch.setattr(hooks.time, "sleep", waits.append)
-    before = generate_timestamp()
-    later = claim_save_version(tmp_path, THIS_RUN)
-    # One millisecond's wait: a run that collided starts a moment later, not seconds.
-    assert waits == [0.001]
-    assert before <= later <= generate_timestamp()
-    datetime.strptime(later, VERSION_FORMAT)  # a version Kedro itself could have drawn
-
-
-def test_a_claimed_version_never_sorts_before_the_one_wanted(tmp_path: Path) -> None:
-    """Kedro loads the newest version: a run must not take a version older than the one
-    it drew, even when that one is taken while the clock has not reached it yet."""
-    ahead = (datetime.now(tz=timezone.utc) + timedelta(milliseconds=50)).strftime(VERSION_FORMAT)
-    wanted = ahead[:-4] + "Z"  # milliseconds, as Kedro's versions
-    claim_save_version(tmp_path, wanted)
-    assert claim_save_version(tmp_path, wanted) > wanted
-
-
-def test_runs_that_draw_the_same_version_save_under_different_ones(tmp_path: Path) -> None:
-    """Two runs started in the same millisecond: the second saves all its outputs, and
-    names its run, under a version of its own."""
-    pipeline = data_processing.create_pipeline()
-    runs = []
-    for label in ("A", "B"):
-        catalog = DataCatalog(
-            datasets={
-                name: NpzDataset(filepath=str(tmp_path / name), version=Version(None, THIS_RUN))
-                for name in ("model_input_train", "model_input_test")
-            }
-        )
-        run_params = _run_params(tmp_path)
-        RunVersionsHook().before_pipeline_run(run_params, pipeline, catalog)
-        catalog.save("model_input_test", {"run": np.array([label])})
-        catalog.save("model_input_train", {"run": np.array([label])})
-        runs.append((run_params["run_id"], catalog))
-    (version_a, run_a), (version_b, run_b) = runs
-    assert version_a == THIS_RUN != version_b
-    for name in ("model_input_train", "model_input_test"):
-        assert sorted(p.name for p in (tmp_path / name).iterdir()) == [version_a, version_b]
-        assert run_a.load(name)["run"].tolist() == ["A"]
-        assert run_b.load(name)["run"].tolist() == ["B"]
-
-
-def test_load_versions_win_over_the_runs_own_versions(tmp_path: Path) -> None:
-    for version in (OLDER, THIS_RUN):
-        _save(NpzDataset, tmp_path / "model_input_test", version, {"v": np.array([version])})
-    _save(NpzDataset, tmp_path / "model", OLDER, {"v": np.array([OLDER])})
-    catalog = DataCatalog(
-        datasets={
-            name: NpzDataset(filepath=str(tmp_path / name), version=Version(OLDER, THIS_RUN))
-            for name in ("model_input_test", "model")
-        }
-    )
-    pipeline = data_processing.create_pipeline() + evaluate.create_pipeline()
-    run_params = _run_params(tmp_path, load_versions={"model_input_test": OLDER})
-    RunVersionsHook().before_pipeline_run(run_params, pipeline, catalog)
-    assert catalog.load("model_input_test")["v"].tolist() == [OLDER]
-
-
-def _training_catalog(tmp_path: Path, training: dict) -> DataCatalog:
-    return DataCatalog(
-        datasets={
-            "params:training": MemoryDataset(training),
-            "model": KerasModelDataset(filepath=str(tmp_path / "m.keras")),
-        }
-    )
+def _training_catalog(tmp_path: Path, base_params: dict, training: dict) -> DataCatalog:
+    datasets = {
+        "parameters": MemoryDataset({**base_params, "training": training}),
+        "params:training": MemoryDataset(training),
+    }
+    for name in ("model_input_train", "model_input_validation"):
+        if not (tmp_path / name).exists():
+            _save(NpzDataset, tmp_path / name, OLDER, {"a": np.zeros(1)})
+        datasets[name] = NpzDataset(filepath=str(tmp_path / name), version=Version(None, None))
+    return DataCatalog(datasets=datasets)
 
 
 def test_a_batch_the_devices_cannot_split_stops_the_run_before_any_node(
-    recipe_training: dict,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    base_params: dict, recipe_training: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(hooks, "start_quietly", lambda: ["gpu:0", "gpu:1", "gpu:2"])
     recipe_training["distribution"] = "data_parallel"
-    catalog = _training_catalog(tmp_path, recipe_training)
-    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as stop:
-        QuietBackendHook().before_pipeline_run(training.create_pipeline(), catalog)
-    assert stop.value.code == 1
-    assert caplog.messages == [
-        "Run stopped: Parameter 'training.batch_size' must be a multiple of the 3 devices that "
+    catalog = _training_catalog(tmp_path, base_params, recipe_training)
+    with pytest.raises(ParameterError) as stop:
+        PreflightHook().before_pipeline_run(
+            _run_params(tmp_path), training.create_pipeline(), catalog
+        )
+    assert str(stop.value) == (
+        "Parameter 'training.batch_size' must be a multiple of the 3 devices that "
         "data_parallel splits every batch over (say 63 or 66); got 64."
-    ]
+    )
     recipe_training["batch_size"] = 66
-    catalog = _training_catalog(tmp_path, recipe_training)
-    QuietBackendHook().before_pipeline_run(training.create_pipeline(), catalog)
+    catalog = _training_catalog(tmp_path, base_params, recipe_training)
+    PreflightHook().before_pipeline_run(_run_params(tmp_path), training.create_pipeline(), catalog)
 
 
 def _cluster_process(monkeypatch: pytest.MonkeyPatch, index: int) -> None:
@@ -350,9 +221,9 @@ def test_only_process_0_writes_the_runs_outputs(
         return DataCatalog(
             datasets={
                 name: JSONDataset(filepath=str(tmp_path / name), version=Version(None, None))
-                for name in ("untrained_model", "model", "training_run")
+                for name in ("untrained_model", "model")
             }
-            | {"run_context": MemoryDataset({"kedro_env": "unit", "save_version": THIS_RUN})}
+            | {"run_context": MemoryDataset({"kedro_env": "unit"})}
         )
 
     _cluster_process(monkeypatch, 0)
@@ -364,11 +235,11 @@ def test_only_process_0_writes_the_runs_outputs(
     second = catalog()
     with caplog.at_level(logging.INFO, logger="alexnet_cifar10"):
         SingleWriterHook().before_pipeline_run(pipeline, second)
-    for name in ("untrained_model", "model_summary", "model", "training_run", "training_history"):
+    for name in ("untrained_model", "model_summary", "model"):
         assert isinstance(second.get(name), MemoryDataset), name
-    assert second.load("run_context")["save_version"] == THIS_RUN
+    assert second.load("run_context") == {"kedro_env": "unit"}
     assert [r.getMessage() for r in caplog.records if r.name == hooks.__name__] == [
-        "Process 1 of 2 saves nothing: process 0 saves this run's 5 outputs."
+        "Process 1 of 2 saves nothing: process 0 saves this run's 3 outputs."
     ]
     second.save("model", {"weights": [1]})
     assert second.load("model") == {"weights": [1]}

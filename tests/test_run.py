@@ -16,14 +16,13 @@ from test_validation import WRONG_TOP_LEVEL
 pytestmark = pytest.mark.slow
 
 VERSIONED = {
-    "02_intermediate": ["dataset_split.npz"],
     "05_model_input": [
         "model_input_train.npz",
         "model_input_validation.npz",
         "model_input_test.npz",
     ],
     "06_models": ["alexnet_untrained.keras", "alexnet.keras"],
-    "07_model_output": ["training_history.csv", "training_run.json", "test_predictions.csv"],
+    "07_model_output": ["training_history.csv", "test_predictions.csv"],
     "08_reporting": [
         "dataset_report.json",
         "sample_images.png",
@@ -94,7 +93,7 @@ def test_a_plain_run_prints_no_backend_noise_nor_deprecations(project: Path) -> 
     [version] = versions(project, "06_models", "alexnet.keras")
     recorded = (
         rf"MLflow run '{re.escape(version)}' recorded: \d+ parameters, "
-        r"21 metric values, 7 artifacts\.\n"
+        r"21 metric values, 6 artifacts\.\n"
     )
     assert re.search(recorded, result.log), result.log[-2000:]
 
@@ -157,7 +156,7 @@ def test_a_wrong_type_on_the_command_line_stops_the_run_before_any_node(
     assert result.returncode == 1
     assert f"Run stopped: {line}\n" in result.log or f"Error: {line}" in output, output[-3000:]
     assert "Traceback" not in output
-    assert not (project / "data" / "02_intermediate" / "dataset_split.npz").exists()
+    assert not (project / "data" / "05_model_input" / "model_input_train.npz").exists()
 
 
 def test_evaluate_on_a_fresh_clone_says_which_command_makes_its_inputs(project: Path) -> None:

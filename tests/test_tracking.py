@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
-from kedro_cli import REPO, kedro, versions
+from kedro_cli import REPO, kedro, model_card, versions
 
 from alexnet_cifar10.pipelines import data_processing, evaluate, training
 from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
@@ -36,7 +36,6 @@ EXPERIMENT = "alexnet_cifar10"
 ARTIFACT_FILES = {
     "model_summary.csv",
     "training_history.csv",
-    "training_run.json",
     "test_metrics.json",
     "accuracy_plot.png",
     "loss_plot.png",
@@ -44,6 +43,7 @@ ARTIFACT_FILES = {
 }
 HISTORIES = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds")
 METRICS = {
+    "model_version": "2026-01-01T00.00.00.000Z",
     "accuracy": 0.5,
     "loss": 1.25,
     "macro_precision": 0.4,
@@ -233,7 +233,7 @@ def test_a_corrupt_store_is_reported_in_one_line(
         hook.on_pipeline_error()
     assert [record.getMessage() for record in caplog.records] == [
         "Not tracked in MLflow: the run, its tags and parameters; the test metrics; the "
-        "artifacts test_metrics "
+        "evaluated model; the artifacts test_metrics "
         f"(sqlite:///{tmp_path}/mlflow.db: (sqlite3.DatabaseError) file is not a database). "
         "The run's versioned outputs are saved as usual."
     ]
@@ -278,13 +278,10 @@ def test_two_runs_started_together_are_two_mlflow_runs_with_their_own_records(
         assert tags["kedro_save_version"] == run.info.run_name == version
         assert Path(tags["model_path"]) == _saved(project, "06_models", "alexnet.keras", version)
 
-        # Every parameter the run used, as its own training_run.json recorded them.
-        facts = json.loads(
-            _saved(project, "07_model_output", "training_run.json", version).read_text()
-        )
-        used = {k: v for k, v in facts["parameters"].items() if k != "seed"}
-        assert flat_params({"training": used}).items() <= run.data.params.items()
-        assert run.data.params["seed"] == str(facts["parameters"]["seed"])
+        # Every parameter the run used, as its model's card recorded them.
+        parameters = model_card(project, version)["parameters"]
+        assert flat_params({"training": parameters["training"]}).items() <= run.data.params.items()
+        assert run.data.params["seed"] == str(parameters["seed"])
 
         # One point per epoch of every history, equal to the run's own training_history.
         saved = pd.read_csv(_saved(project, "07_model_output", "training_history.csv", version))
@@ -332,6 +329,7 @@ def test_an_evaluate_only_run_is_recorded_against_the_model_it_evaluated(
     assert client.get_metric_history(run.info.run_id, "loss") == []
     artifacts = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
     assert artifacts == {
+        "training_history.csv",
         "test_metrics.json",
         "accuracy_plot.png",
         "loss_plot.png",
@@ -363,13 +361,14 @@ def test_a_locked_store_costs_the_run_nothing_but_its_tracking(finished_project:
     [line] = [line for line in result.log.splitlines() if "Not tracked in MLflow" in line]
     found = re.search(
         r"WARNING - Not tracked in MLflow: the run, its tags and parameters; the model version; "
-        r"the metric histories; the test metrics; the artifacts ([^(]*) \((.*)\)\. The run's "
+        r"the metric histories; the test metrics; the evaluated model; the artifacts ([^(]*) "
+        r"\((.*)\)\. The run's "
         r"versioned outputs are saved as usual\.$",
         line,
     )
     assert found, line
     assert set(found[1].split(", ")) == {
-        "model_summary", "training_history", "training_run", "test_metrics",
+        "model_summary", "training_history", "test_metrics",
         "accuracy_plot", "loss_plot", "confusion_matrix_plot",
     }  # fmt: skip
     assert found[2] == f"sqlite:///{store}: (sqlite3.OperationalError) database is locked"

@@ -33,9 +33,10 @@ from synthetic_cifar import CLASS_NAMES, make_split
 
 from alexnet_cifar10.datasets import KerasModelDataset
 from alexnet_cifar10.pipelines.training.nodes import build_model, train_model
+from alexnet_cifar10.provenance import TrainedModel
 
 SEED = 0
-CONTEXT = {"kedro_env": "two devices", "save_version": "v"}
+CONTEXT = {"kedro_env": "two devices"}
 
 
 def _devices(variable: keras.Variable) -> int:
@@ -95,16 +96,18 @@ def main(out: Path) -> None:
             training["model"], training["augmentation"], training["precision"], SEED, CLASS_NAMES
         )
 
-    def fit(strategy: str, callbacks: list[keras.callbacks.Callback]) -> tuple:
+    def fit(strategy: str, callbacks: list[keras.callbacks.Callback]) -> TrainedModel:
         params = {**training, "distribution": strategy}
         return train_model(
-            untrained(), train, validation, params, SEED, strategy, CONTEXT, callbacks=callbacks
-        )
+            untrained(), train, validation, params, SEED, CLASS_NAMES, strategy, CONTEXT,
+            callbacks=callbacks,
+        )  # fmt: skip
 
     start = untrained().get_weights()
-    one, _, _ = fit("one_device", [])
+    one = fit("one_device", []).network
     seen = DeviceCount()
-    two, _, facts = fit("data_parallel", [seen])
+    trained = fit("data_parallel", [seen])
+    two, facts = trained.network, trained.card["run"]
     KerasModelDataset(filepath=str(out / "model.keras")).save(two)
     probe = make_split(8, 2)["images"]
     np.save(out / "predictions.npy", two.predict(probe, verbose=0))

@@ -8,8 +8,9 @@ are held back while Keras starts and picks its devices, and shown only if that f
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
-import importlib.util
 import os
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from alexnet_cifar10.distribution import join_cluster
+from alexnet_cifar10.lazy import LazyModule
 
 
 @contextmanager
@@ -39,18 +41,24 @@ def _stderr_held_back() -> Iterator[None]:
             os.close(saved)
 
 
+@functools.cache
 def start_quietly() -> list[str]:
     """Import Keras and its backend, join the run's other processes if it has several
-    (``KERAS_DISTRIBUTION_*``), and list the devices, quietly; return the devices."""
+    (``KERAS_DISTRIBUTION_*``), and list the devices, quietly, once; return the devices."""
     # Keeps TensorFlow's later C++ info and warning lines quiet too, unless set by the user.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _stderr_held_back():
         # Keras imports TensorFlow whenever it is installed, whatever the backend (to seed
         # it, and for its data adapters): start it here too rather than noisily later.
-        if importlib.util.find_spec("tensorflow") is not None:
+        with contextlib.suppress(ImportError):  # not installed: Keras runs without it
             importlib.import_module("tensorflow")
         keras = importlib.import_module("keras")
         # Before the devices are listed: jax.distributed.initialize must come before JAX
         # starts its backends, and the list must hold every process's devices.
         join_cluster()
         return keras.distribution.list_devices()
+
+
+# Keras for the project's modules, started quietly (and the run's processes joined) on
+# its first use in any process: the main one, or a worker of ParallelRunner.
+keras = LazyModule("keras", before=start_quietly)

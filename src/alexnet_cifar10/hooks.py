@@ -1,4 +1,7 @@
-"""Project hooks: checks before the first node, run-local versions, clean interruption."""
+"""Project hooks, one job each, in any order: check a run before its first node, publish
+the run's Kedro environment, stop cleanly on Ctrl-C or SIGTERM, and let process 0 alone
+write. They raise; the command line
+(``cli.py``) turns the errors a user can fix into one line each."""
 
 from __future__ import annotations
 
@@ -7,23 +10,18 @@ import os
 import signal
 import sys
 import threading
-import time
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 from kedro.framework.project import settings
 from kedro.io import DatasetError, MemoryDataset
-from kedro.io.core import AbstractVersionedDataset, Version, generate_timestamp
+from kedro.io.core import AbstractVersionedDataset
 from kedro.pipeline import Pipeline
 
-from alexnet_cifar10.backend import start_quietly
-from alexnet_cifar10.datasets import KerasModelDataset
-from alexnet_cifar10.distribution import ClusterError, cluster
-from alexnet_cifar10.lazy import LazyModule
+from alexnet_cifar10.backend import keras, start_quietly
+from alexnet_cifar10.distribution import cluster
 from alexnet_cifar10.pipeline_registry import producers
-from alexnet_cifar10.pipelines.training.nodes import TrainingDivergedError
 from alexnet_cifar10.validation import (
     SECTIONS,
     ParameterError,
@@ -31,35 +29,17 @@ from alexnet_cifar10.validation import (
     validate_parameters,
 )
 
-keras = LazyModule("keras")
-
 logger = logging.getLogger(__name__)
 
-# Errors whose message says all a user needs: a traceback through Kedro adds only noise.
-USER_ERRORS = (ParameterError, TrainingDivergedError, DatasetError)
-# Saved by train_model together with the model: an evaluated model's own run facts and
-# history, whichever model version is evaluated.
-MODEL_COMPANIONS = ("training_run", "training_history")
-# One empty file per save version a run has taken, under the project's data folder.
-VERSION_CLAIMS = Path("data") / ".run_versions"
+# At most this many versions are listed when a --load-versions version is not there.
+_VERSIONS_SHOWN = 5
 
 
 class MissingInputError(DatasetError):
     """A pipeline input that no earlier run has saved."""
 
 
-def run_env(run_params: dict[str, Any]) -> str | None:
-    """The Kedro environment of a run (``--env``, else the default one)."""
-    return run_params.get("env") or settings.CONFIG_LOADER_ARGS.get("default_run_env")
-
-
-def _end_run(error: Exception) -> None:
-    for line in str(error).splitlines():
-        logger.error("Run stopped: %s", line)
-    raise SystemExit(1) from error
-
-
-def _sections_used(pipeline: Pipeline) -> set[str]:
+def sections_used(pipeline: Pipeline) -> set[str]:
     """The top-level parameter keys that the pipeline's nodes read."""
     names = {name for node in pipeline.nodes for name in node.inputs}
     if "parameters" in names:
@@ -67,162 +47,91 @@ def _sections_used(pipeline: Pipeline) -> set[str]:
     return {name[len("params:") :].split(".")[0] for name in names if name.startswith("params:")}
 
 
-def _missing_input_lines(
-    pipeline: Pipeline, catalog: Any, load_versions: dict[str, str]
-) -> list[str]:
-    made_by = producers()
-    lines = []
-    for name in sorted(pipeline.inputs() & made_by.keys()):
-        if catalog.exists(name):
-            continue
-        where = getattr(catalog.get(name), "_filepath", name)
-        if name in load_versions:
-            lines.append(
-                f"Input '{name}' has no version '{load_versions[name]}' under '{where}': "
-                "pick one of the folders there in --load-versions."
-            )
-        else:
-            lines.append(
-                f"Input '{name}' was never produced: no saved version under '{where}'. "
-                f"Make it with `kedro run --pipelines {made_by[name]}` (or `kedro run` "
-                "for everything)."
-            )
-    return lines
+def _saved_versions(dataset: AbstractVersionedDataset) -> list[str]:
+    folders = dataset._glob_function(f"{dataset._filepath}/*")  # noqa: SLF001
+    return sorted(folder.rstrip("/").rsplit("/", 1)[-1] for folder in folders)
+
+
+def _missing_line(name: str, dataset: Any, load_versions: dict[str, str], made_by: str) -> str:
+    where = getattr(dataset, "_filepath", name)
+    if name not in load_versions:
+        return (
+            f"Input '{name}' was never produced: no saved version under '{where}'. "
+            f"Make it with `kedro run --pipelines {made_by}` (or `kedro run` for everything)."
+        )
+    newest = _saved_versions(dataset)[-_VERSIONS_SHOWN:]
+    return (
+        f"Input '{name}' has no version '{load_versions[name]}' under '{where}'; the newest "
+        f"there: {', '.join(newest) or 'none'}."
+    )
+
+
+def _fetch_problem(dataset: Any) -> str | None:
+    """Why a raw input that can fetch itself (``CIFAR10Dataset.fetch``) is not there, or
+    None once it is; a raw input of another kind says so when its node loads it."""
+    try:
+        if hasattr(dataset, "fetch"):
+            dataset.fetch()
+    except DatasetError as error:
+        return str(error)
+    return None
+
+
+def _placement_check(training: dict[str, Any]) -> None:
+    """A run that trains against the devices and processes it has (the backend starts
+    here, quietly): a data-parallel batch must split over the devices, say."""
+    devices = start_quietly()
+    backend = keras.backend.backend()
+    problems = placement_problems(training, len(devices), cluster().processes, backend)
+    if problems:
+        raise ParameterError("\n".join(problems))
 
 
 class PreflightHook:
-    """Before the first node of any run: every parameter the run uses is valid, every
-    input an earlier run must have saved is there and the KERAS_DISTRIBUTION_* variables,
-    if set, make sense; otherwise one line per problem and exit status 1, with nothing run
-    and nothing written. (What needs the devices is checked once the backend has started,
-    by ``QuietBackendHook``.)"""
-
-    @hook_impl(tryfirst=True)
-    def before_pipeline_run(
-        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any
-    ) -> None:
-        """Check parameters, then inputs, then the processes."""
-        try:
-            validate_parameters(catalog.load("parameters"), _sections_used(pipeline))
-            missing = _missing_input_lines(pipeline, catalog, run_params.get("load_versions") or {})
-            if missing:
-                raise MissingInputError("\n".join(missing))
-            cluster()
-        except (ParameterError, MissingInputError, ClusterError) as error:
-            _end_run(error)
-
-
-def _pin(dataset: AbstractVersionedDataset, version: str) -> None:
-    # Kedro has no public setter; replacing the catalog entry would warn each run.
-    dataset._version = Version(version, version)  # noqa: SLF001
-
-
-def _save_as(dataset: AbstractVersionedDataset, version: str) -> None:
-    dataset._version = Version(dataset._version.load, version)  # noqa: SLF001
-
-
-def claim_save_version(claims: Path, wanted: str) -> str:
-    """``wanted``, or a later timestamp if another run has already taken it.
-
-    Kedro's save version is the session's start time to the millisecond: runs started
-    together (a seed sweep started with ``&``) can draw the same one. Creating the claim
-    file is atomic, so exactly one run gets each version.
-    """
-    claims.mkdir(parents=True, exist_ok=True)
-    version = wanted
-    while True:
-        try:
-            (claims / version).touch(exist_ok=False)
-        except FileExistsError:
-            time.sleep(0.001)
-            version = max(generate_timestamp(), version)
-        else:
-            return version
-
-
-class RunVersionsHook:
-    """Makes a run read the versions that belong together, and records where it ran.
-
-    - Two runs started in the same millisecond draw the same save version from Kedro;
-      each run claims its version (``data/.run_versions``) and the later one saves under
-      the next free timestamp instead of failing at its first save.
-    - Kedro loads the newest version of a dataset; when two runs overlap, run A's
-      evaluate would pick up run B's model. Every versioned dataset that this run both
-      writes and reads is pinned to this run's save version.
-    - A model evaluated without being trained in the run (the newest, or the one named
-      by ``--load-versions model:<version>``) is read with its own ``training_run`` and
-      ``training_history``, so that its results carry its own label.
-    - ``run_context`` (Kedro environment, save version) is published for the nodes.
-
-    ``--load-versions`` always wins.
-    """
+    """Before the first node: every parameter the run reads is valid, every input an
+    earlier run must have saved is there, the raw data is there (downloaded first where
+    the catalog allows it), the KERAS_DISTRIBUTION_* variables, if set, make sense, and a
+    run that trains fits the devices found. Otherwise it raises, with one line per
+    problem, and nothing has run or been written."""
 
     @hook_impl
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any
     ) -> None:
-        """Take a save version of its own, pin versions, then publish the run context."""
-        if cluster().index == 0:
-            self._claim(run_params, pipeline, catalog)
-        pinned = set(run_params.get("load_versions") or {})
-        for name in pipeline.all_outputs() & pipeline.all_inputs() - pinned:
+        """Check parameters, inputs, processes, then devices."""
+        sections = sections_used(pipeline)
+        validate_parameters(catalog.load("parameters"), sections)
+        load_versions = run_params.get("load_versions") or {}
+        made_by = producers()
+        lines = [
+            _missing_line(name, catalog.get(name), load_versions, made_by.get(name, ""))
+            for name in sorted(load_versions.keys() - pipeline.inputs())
+            if not catalog.exists(name)
+        ]
+        for name in sorted(pipeline.inputs()):
+            if name.startswith("params:") or name == "parameters" or catalog.exists(name):
+                continue
             dataset = catalog.get(name)
-            if isinstance(dataset, AbstractVersionedDataset):
-                _pin(dataset, dataset.resolve_save_version())
-        if "model" in pipeline.inputs():
-            model_version = catalog.get("model").resolve_load_version()
-            for name in set(MODEL_COMPANIONS) & pipeline.inputs() - pinned:
-                companion = catalog.get(name)
-                if isinstance(companion, AbstractVersionedDataset):
-                    _pin(companion, model_version)
-        if "run_context" in pipeline.inputs():
-            context = {"kedro_env": run_env(run_params), "save_version": run_params["run_id"]}
-            catalog.save("run_context", context)
-
-    @staticmethod
-    def _claim(run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
-        drawn = run_params["run_id"]
-        claims = Path(run_params["project_path"]) / VERSION_CLAIMS
-        version = claim_save_version(claims, drawn)
-        if version == drawn:
-            return
-        for name in pipeline.datasets():
-            dataset = catalog.get(name)
-            if isinstance(dataset, AbstractVersionedDataset):
-                _save_as(dataset, version)
-        # The hooks that run after this one (tracking, the run context) name the run by it.
-        run_params["run_id"] = version
-        logger.warning(
-            "Another run started at the same moment took version %s; this run saves as %s.",
-            drawn,
-            version,
-        )
+            if name in made_by:
+                lines.append(_missing_line(name, dataset, load_versions, made_by[name]))
+            elif (problem := _fetch_problem(dataset)) is not None:
+                lines.append(problem)
+        if lines:
+            raise MissingInputError("\n".join(lines))
+        cluster()
+        if "training" in sections:
+            _placement_check(catalog.load("params:training"))
 
 
-class QuietBackendHook:
-    """Starts the deep-learning backend, without its start-up noise, for the runs that
-    read or write a Keras model; other runs never load it. The processes of a run of
-    several (``KERAS_DISTRIBUTION_*``) join each other first. A run that trains is then
-    checked against the devices found (a data-parallel batch must split over them): one
-    line per problem and exit status 1, before the first node."""
+class RunContextHook:
+    """Publishes the run's Kedro environment as the ``run_context`` dataset, for the card
+    of a model trained in the run."""
 
     @hook_impl
-    def before_pipeline_run(self, pipeline: Pipeline, catalog: Any) -> None:
-        """Start Keras' backend if a dataset of the run holds a Keras model."""
-        if not any(
-            isinstance(catalog.get(name), KerasModelDataset) for name in pipeline.datasets()
-        ):
-            return
-        try:
-            devices = start_quietly()
-            if "training" in _sections_used(pipeline):
-                training = catalog.load("params:training")
-                backend = keras.backend.backend()
-                problems = placement_problems(training, len(devices), cluster().processes, backend)
-                if problems:
-                    raise ParameterError("\n".join(problems))
-        except (ParameterError, ClusterError) as error:
-            _end_run(error)
+    def before_pipeline_run(self, run_params: dict[str, Any], catalog: Any) -> None:
+        """Save ``{"kedro_env": ...}`` as ``run_context``."""
+        env = run_params.get("env") or settings.CONFIG_LOADER_ARGS.get("default_run_env")
+        catalog.save("run_context", {"kedro_env": env})
 
 
 class SingleWriterHook:
@@ -230,8 +139,7 @@ class SingleWriterHook:
     keep theirs in memory, for their own later nodes, and say so in one line. Nothing is
     written twice, and no process reads a file that another is still writing."""
 
-    # Last: QuietBackendHook must still see the run's Keras model datasets.
-    @hook_impl(trylast=True)
+    @hook_impl
     def before_pipeline_run(self, pipeline: Pipeline, catalog: Any) -> None:
         """In processes other than 0, swap every output that a save would write for memory."""
         where = cluster()
@@ -257,17 +165,6 @@ class SingleWriterHook:
             where.processes,
             len(written),
         )
-
-
-class UserErrorHook:
-    """Ends a run that failed on bad data, bad parameters or divergence with its message
-    and exit status 1, without a traceback through Kedro's runner."""
-
-    @hook_impl
-    def on_pipeline_error(self, error: Exception) -> None:
-        """Turn the errors a user can fix into a clean exit."""
-        if isinstance(error, USER_ERRORS):
-            _end_run(error)
 
 
 class GracefulStopHook:

@@ -5,6 +5,7 @@ pipeline) should not pay for it."""
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 
@@ -17,10 +18,15 @@ class LazyModule:
     would otherwise import them all by accident.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, before: Callable[[], Any] | None = None) -> None:
+        """``before`` runs ahead of every attribute access (it should be cached): it can
+        prepare the import, say, by starting a backend quietly."""
         self._name = name
+        self._before = before
 
     def __getattr__(self, attribute: str) -> Any:
+        if self._before is not None:
+            self._before()
         return getattr(importlib.import_module(self._name), attribute)
 
     def __repr__(self) -> str:

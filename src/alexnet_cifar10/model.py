@@ -111,7 +111,14 @@ def build_alexnet(
     x = layers.Flatten(dtype=dtype_policy, name="flatten")(x)
     for index, units in enumerate(params["dense_units"], start=1):
         x = layers.Dense(units, activation="relu", dtype=dtype_policy, name=f"fc{index}")(x)
-        x = layers.Dropout(params["dropout"], dtype=dtype_policy, name=f"dropout{index}")(x)
+        # A seed of its own: a loaded model's dropout masks then depend on the run's seed
+        # alone, not on what the process drew before it loaded the model.
+        x = layers.Dropout(
+            params["dropout"],
+            seed=None if seed is None else seed + index,
+            dtype=dtype_policy,
+            name=f"dropout{index}",
+        )(x)
     # Softmax in float32 even under mixed precision, for a numerically safe loss.
     outputs = layers.Dense(
         num_classes, activation="softmax", dtype="float32", name="probabilities"

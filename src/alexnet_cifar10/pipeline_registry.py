@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Iterable
 
-from kedro.framework.project import find_pipelines
+from kedro.framework.project import pipelines
 from kedro.pipeline import Pipeline
 
 import alexnet_cifar10.pipelines
@@ -15,28 +16,43 @@ import alexnet_cifar10.pipelines
 RECIPE = ("data_processing", "training", "evaluate")
 
 
-def register_pipelines() -> dict[str, Pipeline]:
-    """Register the project's pipelines.
+class UnknownPipelineError(ValueError):
+    """A pipeline name that the registry does not have."""
 
-    Returns:
-        A mapping from pipeline names to ``Pipeline`` objects.
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Register the project's pipelines: every package of ``pipelines/``, and the recipe
+    as ``__default__``.
+
+    All of them, whichever a run names: Kedro's ``find_pipelines`` would import only
+    those, and answer a mistyped name with an ImportError about a module that does not
+    exist. The nodes modules import no deep-learning backend, so this costs little.
     """
-    pipelines = find_pipelines(raise_errors=True)
-    # Kedro loads only the pipelines a run names (all of them for __default__).
-    recipe = [pipelines[name] for name in RECIPE if name in pipelines]
-    pipelines["__default__"] = sum(recipe, Pipeline([]))
-    return pipelines
+    registered = {
+        module.name: importlib.import_module(
+            f"{alexnet_cifar10.pipelines.__name__}.{module.name}"
+        ).create_pipeline()
+        for module in pkgutil.iter_modules(alexnet_cifar10.pipelines.__path__)
+    }
+    registered["__default__"] = sum((registered[name] for name in RECIPE), Pipeline([]))
+    return registered
+
+
+def check_pipeline_names(names: Iterable[str]) -> None:
+    """Raise ``UnknownPipelineError``, listing the pipelines, if a name is not one of them."""
+    unknown = [name for name in names if name not in pipelines]
+    if unknown:
+        raise UnknownPipelineError(
+            f"No pipeline named {', '.join(map(repr, unknown))}; the pipelines are: "
+            f"{', '.join(sorted(pipelines))}."
+        )
 
 
 def producers() -> dict[str, str]:
-    """The pipeline that makes each dataset, for messages about missing inputs.
-
-    Read from every pipeline package, whatever subset of pipelines the current run
-    loaded (Kedro loads only the requested ones).
-    """
+    """The pipeline that makes each dataset, for messages about missing inputs."""
     made_by: dict[str, str] = {}
-    for module in pkgutil.iter_modules(alexnet_cifar10.pipelines.__path__):
-        package = importlib.import_module(f"alexnet_cifar10.pipelines.{module.name}")
-        for dataset in package.create_pipeline().all_outputs():
-            made_by.setdefault(dataset, module.name)
+    for name, pipeline in register_pipelines().items():
+        if name != "__default__":
+            for dataset in pipeline.all_outputs():
+                made_by.setdefault(dataset, name)
     return made_by

@@ -1,27 +1,33 @@
 """Project settings (see https://docs.kedro.org/en/stable/configure/)."""
 
 import logging
+import os
 import warnings
 
 from alexnet_cifar10.hooks import (
     GracefulStopHook,
     PreflightHook,
-    QuietBackendHook,
-    RunVersionsHook,
+    RunContextHook,
     SingleWriterHook,
-    UserErrorHook,
 )
+from alexnet_cifar10.session import ProjectSession
 from alexnet_cifar10.tracking import TrackingHook
 
 HOOKS = (
     PreflightHook(),
-    QuietBackendHook(),
-    RunVersionsHook(),
+    RunContextHook(),
     GracefulStopHook(),
-    UserErrorHook(),
     TrackingHook(),
     SingleWriterHook(),
 )
+
+# Every run takes a save version of its own, even when two start in the same millisecond.
+SESSION_CLASS = ProjectSession
+
+# ParallelRunner's worker processes start afresh (Kedro's own switch): TensorFlow, which the
+# main process has started by then, cannot run in a process forked from it (Linux forks
+# by default), and the nodes would hang.
+os.environ.setdefault("KEDRO_MP_CONTEXT", "spawn")
 
 # TrackingHook records runs in MLflow, with kedro-mlflow's configuration; kedro-mlflow's
 # own hook would open the store for every command and stop a run on any store error.

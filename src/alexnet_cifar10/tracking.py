@@ -47,8 +47,8 @@ from kedro.io.core import AbstractVersionedDataset, get_filepath_str
 from kedro.pipeline import Pipeline
 
 from alexnet_cifar10.distribution import cluster
-from alexnet_cifar10.hooks import run_env
 from alexnet_cifar10.lazy import LazyModule
+from alexnet_cifar10.provenance import LABELS, TrainedModel
 
 # Imported when a run is tracked: a project without MLflow runs untracked, and commands
 # that track nothing do not wait for MLflow's import.
@@ -61,11 +61,10 @@ logger = logging.getLogger(__name__)
 
 # The project's own key in mlflow.yml (kedro-mlflow's schema has no such switch).
 SWITCH = "enabled"
-MODEL, HISTORY, TEST_METRICS = "model", "training_history", "test_metrics"
+MODEL, TEST_METRICS = "model", "test_metrics"
 ARTIFACTS = (
     "model_summary",
     "training_history",
-    "training_run",
     "test_metrics",
     "accuracy_plot",
     "loss_plot",
@@ -199,8 +198,9 @@ def _saved_file(dataset: AbstractVersionedDataset) -> str:
     return get_filepath_str(path, dataset._protocol)  # noqa: SLF001
 
 
-def _model_tags(dataset: AbstractVersionedDataset) -> dict[str, str]:
-    return {"model_version": dataset.resolve_save_version(), "model_path": _saved_file(dataset)}
+def _model_tags(model: TrainedModel) -> dict[str, str]:
+    """The tags that name a model: its labels, read from its own card."""
+    return {key: model.card[key] for key in LABELS}
 
 
 def _test_points(metrics: Mapping[str, Any]) -> list[tuple[str, float, int]]:
@@ -236,6 +236,7 @@ class _Recorder:
         self.missed: dict[str, list[str]] = {}
         self.counts = {"parameter": 0, "metric value": 0, "artifact": 0}
         self._lock = threading.Lock()  # saves may come from several threads (--async)
+        self.evaluates_only = False
 
     def attempt(self, what: str, action: Callable[[], None], item: str | None = None) -> None:
         """Run ``action`` against the store, unless an earlier call failed."""
@@ -302,16 +303,26 @@ class _Recorder:
         self.client.log_artifact(self.run_id, path)
         self.counts["artifact"] += 1
 
+    def loaded(self, name: str, data: Any) -> None:
+        """Name an evaluate-only run by the model it evaluates, from that model's card."""
+        if name == MODEL:
+            self.attempt("the model version", lambda: self.set_tags(_model_tags(data)))
+
     def saved(self, name: str, data: Any) -> None:
         """Record what a node just saved."""
         if name == MODEL:
+            path = _saved_file(self.catalog.get(name))
             self.attempt(
-                "the model version", lambda: self.set_tags(_model_tags(self.catalog.get(name)))
+                "the model version",
+                lambda: self.set_tags({**_model_tags(data), "model_path": path}),
             )
-        if name == HISTORY:
-            self.attempt("the metric histories", lambda: self.log_metrics(history_metrics(data)))
+            self.attempt(
+                "the metric histories", lambda: self.log_metrics(history_metrics(data.history))
+            )
         if name == TEST_METRICS:
             self.attempt("the test metrics", lambda: self.log_metrics(_test_points(data)))
+            evaluated = {"evaluated_model_version": data["model_version"]}
+            self.attempt("the evaluated model", lambda: self.set_tags(evaluated))
         if name in ARTIFACTS:
             self.attempt(
                 ARTIFACT_GROUP, lambda: self.log_file(_saved_file(self.catalog.get(name))), name
@@ -417,6 +428,7 @@ class TrackingHook:
             )
             return
         recorder = self._recorder = _Recorder(self._config, catalog)
+        recorder.evaluates_only = MODEL not in outputs
         recorder.attempt(
             "the run, its tags and parameters",
             lambda: recorder.start(
@@ -439,8 +451,6 @@ class TrackingHook:
         save_version = run_params["run_id"]
         trains = MODEL in pipeline.all_outputs()
         tags = {
-            "run_label": catalog.get("params:run_label").load(),
-            "kedro_env": run_env(run_params),
             "kedro_save_version": save_version,
             "kedro_pipelines": ",".join(run_params.get("pipeline_names") or ["__default__"]),
             "run_kind": "train" if trains else "evaluate",
@@ -455,6 +465,12 @@ class TrackingHook:
         }
 
     @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
+        """Record the labels of a model that the run evaluates without training it."""
+        if self._recorder is not None and self._recorder.evaluates_only:
+            self._recorder.loaded(dataset_name, data)
+
+    @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
         """Record a saved history, test metrics, model version or artifact."""
         if self._recorder is not None:
@@ -465,7 +481,7 @@ class TrackingHook:
         """End the MLflow run as finished."""
         self._finish("FINISHED")
 
-    @hook_impl(tryfirst=True)  # before UserErrorHook ends the process
+    @hook_impl
     def on_pipeline_error(self) -> None:
         """End the MLflow run as failed."""
         self._finish("FAILED")

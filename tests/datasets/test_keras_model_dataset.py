@@ -10,12 +10,14 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 from kedro.io.core import DatasetError, Version
 from local_http import folder_handler, serving
 
-from alexnet_cifar10.datasets import KerasModelDataset
+from alexnet_cifar10.datasets import KerasModelDataset, TrainedModelDataset
 from alexnet_cifar10.model import build_alexnet
+from alexnet_cifar10.provenance import TrainedModel
 
 TINY = {
     "conv_layers": [{"filters": 4, "kernel_size": 3, "strides": 1, "pool": True}],
@@ -127,7 +129,7 @@ JAX_SCRIPT = textwrap.dedent(
     import numpy as np
     import keras
     from kedro.io.core import Version
-    from alexnet_cifar10.datasets import KerasModelDataset
+    from alexnet_cifar10.datasets import TrainedModelDataset
     from alexnet_cifar10.pipelines.training.nodes import build_model, train_model
 
     assert keras.backend.backend() == "jax"
@@ -149,18 +151,17 @@ JAX_SCRIPT = textwrap.dedent(
     untrained = build_model(
         params["model"], params["augmentation"], params["precision"], 0, list("abcdefghij")
     )
-    context = {"kedro_env": "jax", "save_version": "v"}
-    model, history, facts = train_model(
-        untrained, split(48), split(16), params, 0, "jax check", context
+    trained = train_model(
+        untrained, split(48), split(16), params, 0, list("abcdefghij"), "jax check",
+        {"kedro_env": "jax"},
     )
-    dataset = KerasModelDataset(filepath=sys.argv[1], version=Version(None, None))
-    dataset.save(model)
-    loaded = KerasModelDataset(filepath=sys.argv[1], version=Version(None, None)).load()
+    TrainedModelDataset(filepath=sys.argv[1], version=Version(None, None)).save(trained)
+    loaded = TrainedModelDataset(filepath=sys.argv[1], version=Version(None, None)).load()
     images = split(4)["images"]
-    assert np.allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0),
-                       atol=1e-5)
+    assert np.allclose(loaded.network.predict(images, verbose=0),
+                       trained.network.predict(images, verbose=0), atol=1e-5)
     assert "tensorflow" not in sys.modules
-    print("backend", facts["backend"], "epochs", len(history))
+    print("backend", loaded.card["run"]["backend"], "epochs", len(loaded.history))
     """
 )
 
@@ -179,3 +180,51 @@ def test_trains_saves_and_loads_under_jax_without_tensorflow(tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "backend jax epochs 1" in result.stdout
+
+
+CARD = {
+    "model_version": None,
+    "run_label": "unit",
+    "kedro_env": "test",
+    "class_names": list("abcdefghij"),
+    "parameters": {"seed": 0},
+}
+HISTORY = pd.DataFrame({"epoch": [1, 2], "loss": [2.3, 2.1], "val_accuracy": [0.1, 0.25]})
+
+
+def test_a_trained_model_keeps_its_card_and_history_in_its_own_archive(tmp_path: Path) -> None:
+    """Each version holds its own card and history; Keras itself still reads the file."""
+    path = str(tmp_path / "alexnet.keras")
+    versions = ("2026-01-01T00.00.00.000Z", "2026-02-01T00.00.00.000Z")
+    networks = [build_alexnet(TINY, num_classes=10) for _ in versions]
+    for version, network, epochs in zip(versions, networks, (1, 2), strict=True):
+        trained = TrainedModel(network, CARD, HISTORY.head(epochs))
+        TrainedModelDataset(filepath=path, version=Version(None, version)).save(trained)
+    images = np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+    for version, network, epochs in zip(versions, networks, (1, 2), strict=True):
+        loaded = TrainedModelDataset(filepath=path, version=Version(version, None)).load()
+        assert loaded.card == {**CARD, "model_version": version}
+        assert loaded.labels == {"model_version": version, "run_label": "unit", "kedro_env": "test"}
+        pd.testing.assert_frame_equal(loaded.history, HISTORY.head(epochs))
+        np.testing.assert_allclose(
+            loaded.network.predict(images, verbose=0), network.predict(images, verbose=0), atol=1e-6
+        )
+    newest = TrainedModelDataset(filepath=path, version=Version(None, None)).load()
+    assert newest.card["model_version"] == versions[-1]
+    archive = Path(path) / versions[-1] / "alexnet.keras"
+    assert isinstance(keras.saving.load_model(archive), keras.Model)
+
+
+def test_an_unversioned_trained_model_says_so(tmp_path: Path) -> None:
+    path = str(tmp_path / "alexnet.keras")
+    TrainedModelDataset(filepath=path).save(TrainedModel(build_alexnet(TINY, 10), CARD, HISTORY))
+    assert TrainedModelDataset(filepath=path).load().card["model_version"] == "unversioned"
+
+
+def test_a_bare_keras_file_is_not_taken_for_a_trained_model(tmp_path: Path) -> None:
+    path = str(tmp_path / "bare.keras")
+    KerasModelDataset(filepath=path).save(build_alexnet(TINY, num_classes=10))
+    with pytest.raises(DatasetError, match="without the model card and history"):
+        TrainedModelDataset(filepath=path).load()
+    with pytest.raises(DatasetError, match="saves TrainedModel; got Functional"):
+        TrainedModelDataset(filepath=path).save(build_alexnet(TINY, num_classes=10))

@@ -8,7 +8,7 @@ from alexnet_cifar10.datasets.kedro_datasets_atomic import (
     MatplotlibDataset,
     ParquetDataset,
 )
-from alexnet_cifar10.datasets.keras_model_dataset import KerasModelDataset
+from alexnet_cifar10.datasets.keras_model_dataset import KerasModelDataset, TrainedModelDataset
 from alexnet_cifar10.datasets.npz_dataset import NpzDataset
 from alexnet_cifar10.datasets.user_image_dataset import (
     ImageRefusedError,
@@ -27,6 +27,7 @@ __all__ = [
     "MatplotlibDataset",
     "NpzDataset",
     "ParquetDataset",
+    "TrainedModelDataset",
     "UserImage",
     "UserImageDataset",
 ]

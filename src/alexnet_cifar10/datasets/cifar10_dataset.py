@@ -159,14 +159,20 @@ class CIFAR10Dataset(AbstractDataset[None, CIFAR10Data]):
     def save(self, data: Any) -> None:
         raise DatasetError(f"{type(self).__name__} is read-only: it never writes data.")
 
+    def fetch(self) -> None:
+        """Make sure the release is here: download the archive when neither it nor the
+        folder is there and downloading is on; otherwise say where to put it."""
+        if self._exists():
+            return
+        if not self._download:
+            raise DatasetError(self._not_found_message("downloading is off"))
+        self._fetch_archive()
+
     def load(self) -> CIFAR10Data:
         if self.folder.is_dir():
             logger.info("Reading CIFAR-10 from folder %s", self.folder)
             return self._read_folder()
-        if not self.archive.is_file():
-            if not self._download:
-                raise DatasetError(self._not_found_message("downloading is off"))
-            self._fetch_archive()
+        self.fetch()
         self._verify_archive()
         logger.info("Reading CIFAR-10 from archive %s", self.archive)
         return self._read_archive()

@@ -1,23 +1,28 @@
-"""Versioned Kedro dataset for Keras 3 models that works on every Keras backend.
+"""Versioned Kedro datasets for Keras 3 models that work on every Keras backend.
 
 kedro-datasets' ``tensorflow.TensorFlowModelDataset`` imports TensorFlow, which the JAX
-and PyTorch machines lack. This one only uses ``keras.saving`` and fsspec, and imports
-Keras on the first load or save, so listing the catalog never starts a backend.
+and PyTorch machines lack. These only use ``keras.saving`` and fsspec, and import Keras
+on the first load or save, so listing the catalog never starts a backend.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from kedro.io.core import DatasetError, get_filepath_str
 
+from alexnet_cifar10.backend import keras
 from alexnet_cifar10.datasets.atomic import FileVersionedDataset
 from alexnet_cifar10.keras_types import KerasModel
 from alexnet_cifar10.lazy import LazyModule
+from alexnet_cifar10.provenance import TrainedModel
 
-keras = LazyModule("keras")
 # Defines (and registers with Keras) the project's custom layers, which safe-mode
 # loading must be able to rebuild.
 network = LazyModule("alexnet_cifar10.model")
@@ -29,9 +34,9 @@ class KerasModelDataset(FileVersionedDataset):
 
     Example catalog entry::
 
-        model:
+        untrained_model:
           type: alexnet_cifar10.datasets.KerasModelDataset
-          filepath: data/06_models/alexnet.keras
+          filepath: data/06_models/alexnet_untrained.keras
           versioned: true
           load_args:
             compile: false
@@ -45,23 +50,74 @@ class KerasModelDataset(FileVersionedDataset):
     def __init__(self, *, filepath: str, **kwargs: Any) -> None:
         """Creates the dataset; ``filepath`` must end in ``.keras`` (see the base class)."""
         if not str(filepath).endswith(".keras"):
-            raise DatasetError(f"KerasModelDataset needs a '.keras' filepath, got '{filepath}'.")
+            raise DatasetError(
+                f"{type(self).__name__} needs a '.keras' filepath, got '{filepath}'."
+            )
         super().__init__(filepath=filepath, **kwargs)
 
-    def load(self) -> KerasModel:
+    def load(self) -> Any:
         load_path = get_filepath_str(self._get_load_path(), self._protocol)
         # Keras reads local files only (remote paths would go through tf.io.gfile).
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / "model.keras"
             self._fs.get_file(load_path, str(local))
-            return keras.saving.load_model(
-                local, custom_objects=network.CUSTOM_OBJECTS, **self._load_args
-            )
+            return self._read(local)
 
-    def save(self, data: KerasModel) -> None:
-        if not isinstance(data, keras.Model):
-            raise DatasetError(f"KerasModelDataset saves keras.Model; got {type(data).__name__}.")
+    def save(self, data: Any) -> None:
         with tempfile.TemporaryDirectory() as tmp, self._staged_save() as path:
             local = Path(tmp) / "model.keras"
-            data.save(local, **self._save_args)
+            self._write(data, local)
             self._fs.put_file(str(local), path)
+
+    def _read(self, local: Path) -> KerasModel:
+        return keras.saving.load_model(
+            local, custom_objects=network.CUSTOM_OBJECTS, **self._load_args
+        )
+
+    def _write(self, data: KerasModel, local: Path) -> None:
+        if not isinstance(data, keras.Model):
+            raise DatasetError(
+                f"{type(self).__name__} saves keras.Model; got {type(data).__name__}."
+            )
+        data.save(local, **self._save_args)
+
+
+class TrainedModelDataset(KerasModelDataset):
+    """Saves a ``TrainedModel`` as one ``.keras`` archive: the network as Keras saves it
+    (``keras.saving.load_model`` still reads the file), plus ``model_card.json`` and
+    ``training_history.csv``. The card's ``model_version`` is the version this dataset
+    saves under, so the archive names itself wherever it is copied.
+
+    Example catalog entry::
+
+        model:
+          type: alexnet_cifar10.datasets.TrainedModelDataset
+          filepath: data/06_models/alexnet.keras
+          versioned: true
+    """
+
+    CARD, HISTORY = "model_card.json", "training_history.csv"
+
+    def _read(self, local: Path) -> TrainedModel:
+        with zipfile.ZipFile(local) as archive:
+            names = set(archive.namelist())
+            if not {self.CARD, self.HISTORY} <= names:
+                raise DatasetError(
+                    f"'{self._filepath}' is a Keras model without the model card and history "
+                    "that train_model saves with it; train it again with `kedro run "
+                    "--pipelines training`."
+                )
+            card = json.loads(archive.read(self.CARD))
+            history = pd.read_csv(io.BytesIO(archive.read(self.HISTORY)))
+        return TrainedModel(super()._read(local), card, history)
+
+    def _write(self, data: TrainedModel, local: Path) -> None:
+        if not isinstance(data, TrainedModel):
+            raise DatasetError(
+                f"{type(self).__name__} saves TrainedModel; got {type(data).__name__}."
+            )
+        super()._write(data.network, local)
+        card = {**data.card, "model_version": self.resolve_save_version() or "unversioned"}
+        with zipfile.ZipFile(local, "a") as archive:
+            archive.writestr(self.CARD, json.dumps(card, indent=2, default=str))
+            archive.writestr(self.HISTORY, data.history.to_csv(index=False))

@@ -10,8 +10,9 @@ from synthetic_cifar import CLASS_NAMES
 
 from alexnet_cifar10.pipelines.data_processing.nodes import (
     build_model_inputs,
+    encode_splits,
     plot_sample_images,
-    split_dataset,
+    split_indices,
     summarise_dataset,
 )
 from alexnet_cifar10.validation import ParameterError
@@ -32,25 +33,25 @@ def data() -> dict:
 
 
 def test_split_is_stratified_disjoint_and_seeded(data: dict) -> None:
-    split = split_dataset(data, PARAMS, seed=1)
+    split = split_indices(data, PARAMS, seed=1)
     assert len(split["train"]) == 400 and len(split["validation"]) == 100
     assert not set(split["train"]) & set(split["validation"])
     assert np.bincount(data["train_labels"][split["validation"]]).tolist() == [10] * 10
     assert split["test"].tolist() == list(range(100))
-    again = split_dataset(data, PARAMS, seed=1)
-    other = split_dataset(data, PARAMS, seed=2)
+    again = split_indices(data, PARAMS, seed=1)
+    other = split_indices(data, PARAMS, seed=2)
     np.testing.assert_array_equal(split["validation"], again["validation"])
     assert not np.array_equal(split["validation"], other["validation"])
 
 
 def test_unstratified_split_has_the_requested_size(data: dict) -> None:
-    split = split_dataset(data, {**PARAMS, "stratify": False, "validation_fraction": 0.3}, 0)
+    split = split_indices(data, {**PARAMS, "stratify": False, "validation_fraction": 0.3}, 0)
     assert len(split["validation"]) == 150
     assert sorted(np.concatenate([split["train"], split["validation"]])) == list(range(500))
 
 
 def test_subset_keeps_a_stratified_share_of_every_split(data: dict) -> None:
-    split = split_dataset(data, {**PARAMS, "subset_fraction": 0.1}, 0)
+    split = split_indices(data, {**PARAMS, "subset_fraction": 0.1}, 0)
     assert [len(split[k]) for k in ("train", "validation", "test")] == [40, 10, 10]
     assert np.bincount(data["test_labels"][split["test"]]).tolist() == [1] * 10
 
@@ -72,7 +73,7 @@ def test_the_split_shares_out_the_training_set_as_asked(  # noqa: PLR0913
     labels = np.array(train_labels)
     data = {"train_labels": labels, "test_labels": np.zeros(test_size, dtype=int)}
     params = {"validation_fraction": fraction, "stratify": stratify, "subset_fraction": 1.0}
-    split = split_dataset(data, params, seed)
+    split = split_indices(data, params, seed)
     train, validation = split["train"], split["validation"]
     assert sorted(np.concatenate([train, validation])) == list(range(len(labels)))
     assert (np.diff(train) > 0).all() and (np.diff(validation) > 0).all()
@@ -97,8 +98,8 @@ def test_a_subset_takes_the_same_share_of_every_class_of_every_split(
     train_labels, test_labels = np.array(labels), np.array(labels[::-1])
     data = {"train_labels": train_labels, "test_labels": test_labels}
     full_params = {"validation_fraction": 0.25, "stratify": True, "subset_fraction": 1.0}
-    full = split_dataset(data, full_params, seed)
-    part = split_dataset(data, {**full_params, "subset_fraction": subset}, seed)
+    full = split_indices(data, full_params, seed)
+    part = split_indices(data, {**full_params, "subset_fraction": subset}, seed)
     for name, source in (
         ("train", train_labels),
         ("validation", train_labels),
@@ -129,7 +130,7 @@ def test_one_hot_labels_round_trip_to_the_release_labels(labels: list[int], data
         "label_names": CLASS_NAMES,
     }
     split = {"train": index, "validation": index[::-1], "test": index}
-    for inputs in build_model_inputs(release, split, CLASS_NAMES):
+    for inputs in encode_splits(release, split, CLASS_NAMES):
         assert inputs["labels"].dtype == np.float32 and inputs["labels"].shape == (len(index), 10)
         assert set(np.unique(inputs["labels"])) <= {0.0, 1.0}
         assert (inputs["labels"].sum(axis=1) == 1).all()
@@ -138,8 +139,8 @@ def test_one_hot_labels_round_trip_to_the_release_labels(labels: list[int], data
 
 
 def test_model_inputs_are_uint8_images_and_one_hot_labels(data: dict) -> None:
-    split = split_dataset(data, PARAMS, 0)
-    train, validation, test = build_model_inputs(data, split, CLASS_NAMES)
+    split = split_indices(data, PARAMS, 0)
+    train, validation, test = build_model_inputs(data, PARAMS, 0, CLASS_NAMES)
     assert train["images"].dtype == np.uint8 and train["images"].shape == (400, 32, 32, 3)
     assert train["labels"].shape == (400, 10) and train["labels"].dtype == np.float32
     np.testing.assert_array_equal(train["labels"].argmax(1), data["train_labels"][split["train"]])
@@ -149,8 +150,9 @@ def test_model_inputs_are_uint8_images_and_one_hot_labels(data: dict) -> None:
 
 
 def test_every_split_keeps_images_labels_and_official_indices_paired(data: dict) -> None:
-    split = split_dataset(data, {**PARAMS, "subset_fraction": 0.5}, 3)
-    model_inputs = build_model_inputs(data, split, CLASS_NAMES)
+    params = {**PARAMS, "subset_fraction": 0.5}
+    split = split_indices(data, params, 3)
+    model_inputs = build_model_inputs(data, params, 3, CLASS_NAMES)
     sources = ("train", "train", "test")
     names = ("train", "validation", "test")
     for name, inputs, source in zip(names, model_inputs, sources, strict=True):
@@ -163,7 +165,7 @@ def test_every_split_keeps_images_labels_and_official_indices_paired(data: dict)
 
 def test_class_names_must_match_the_dataset(data: dict) -> None:
     with pytest.raises(ParameterError) as raised:
-        build_model_inputs(data, split_dataset(data, PARAMS, 0), CLASS_NAMES[::-1])
+        build_model_inputs(data, PARAMS, 0, CLASS_NAMES[::-1])
     assert str(raised.value) == (
         f"Parameter 'class_names' {CLASS_NAMES[::-1]} does not match the dataset's label "
         f"names {CLASS_NAMES}; fix conf/base/parameters.yml."
@@ -171,16 +173,19 @@ def test_class_names_must_match_the_dataset(data: dict) -> None:
 
 
 def test_report_counts_and_channel_statistics(data: dict) -> None:
-    split = split_dataset(data, PARAMS, 0)
-    report = summarise_dataset(data, split, CLASS_NAMES, "SMOKE RUN")
+    splits = build_model_inputs(data, PARAMS, 0, CLASS_NAMES)
+    report = summarise_dataset(*splits, CLASS_NAMES, "SMOKE RUN")
     assert report["run_label"] == "SMOKE RUN"
     assert report["splits"]["train"]["images"] == 400
     assert set(report["splits"]["validation"]["class_counts"].values()) == {10}
-    expected = (data["train_images"] / 255).reshape(-1, 3)
-    np.testing.assert_allclose(
-        report["channel_mean"]["official_train"], expected.mean(0), atol=1e-6
-    )
-    np.testing.assert_allclose(report["channel_std"]["official_train"], expected.std(0), atol=1e-6)
+    expected = (splits[0]["images"] / 255).reshape(-1, 3)
+    train = report["splits"]["train"]
+    np.testing.assert_allclose(train["channel_mean"], expected.mean(0), atol=1e-6)
+    np.testing.assert_allclose(train["channel_std"], expected.std(0), atol=1e-6)
+
+
+def _split(images: np.ndarray, labels: list[int], classes: int = 3) -> dict[str, np.ndarray]:
+    return {"images": images, "labels": np.eye(classes, dtype=np.float32)[labels]}
 
 
 def test_the_report_in_full() -> None:
@@ -192,51 +197,59 @@ def test_the_report_in_full() -> None:
     train[-1, ..., 1] = 255
     test = np.zeros((4, 2, 4, 3), np.uint8)
     test[1::2] = 255
-    data = {
-        "train_images": train,
-        "train_labels": np.arange(5001) % 2,
-        "test_images": test,
-        "test_labels": np.array([0, 2, 2, 1]),
-        "label_names": ["a", "b", "c"],
-    }
-    split = {"train": np.array([0, 1, 2]), "validation": np.array([3]), "test": np.array([0, 3])}
-    assert summarise_dataset(data, split, ["a", "b", "c"], "SMOKE RUN") == {
+    splits = (
+        _split(train, list(np.arange(5001) % 2)),
+        _split(np.zeros((1, 2, 4, 3), np.uint8), [1]),
+        _split(test, [0, 2, 2, 1]),
+    )
+    assert summarise_dataset(*splits, ["a", "b", "c"], "SMOKE RUN") == {
         "run_label": "SMOKE RUN",
         "splits": {
-            "official_train": {"images": 5001, "class_counts": {"a": 2501, "b": 2500, "c": 0}},
-            "official_test": {"images": 4, "class_counts": {"a": 1, "b": 1, "c": 2}},
-            "train": {"images": 3, "class_counts": {"a": 2, "b": 1, "c": 0}},
-            "validation": {"images": 1, "class_counts": {"a": 0, "b": 1, "c": 0}},
-            "test": {"images": 2, "class_counts": {"a": 1, "b": 1, "c": 0}},
+            # Rounded to 6 decimals: 1/3, 1/5001 and their standard deviations.
+            "train": {
+                "images": 5001,
+                "class_counts": {"a": 2501, "b": 2500, "c": 0},
+                "channel_mean": [0.333333, 0.0002, 0.0],
+                "channel_std": [0.471405, 0.014139, 0.0],
+            },
+            "validation": {
+                "images": 1,
+                "class_counts": {"a": 0, "b": 1, "c": 0},
+                "channel_mean": [0.0] * 3,
+                "channel_std": [0.0] * 3,
+            },
+            "test": {
+                "images": 4,
+                "class_counts": {"a": 1, "b": 1, "c": 2},
+                "channel_mean": [0.5] * 3,
+                "channel_std": [0.5] * 3,
+            },
         },
-        # Rounded to 6 decimals: 1/3, 1/5001 and their standard deviations.
-        "channel_mean": {"official_train": [0.333333, 0.0002, 0.0], "official_test": [0.5] * 3},
-        "channel_std": {"official_train": [0.471405, 0.014139, 0.0], "official_test": [0.5] * 3},
         "channels": ["red", "green", "blue"],
         "pixel_scale": "pixels / 255",
     }
 
 
 def test_sample_grid_has_a_row_per_class(data: dict) -> None:
-    figure = plot_sample_images(data, CLASS_NAMES, per_class=4)
+    train = build_model_inputs(data, PARAMS, 0, CLASS_NAMES)[0]
+    figure = plot_sample_images(train, CLASS_NAMES, 4, "SMOKE RUN")
     axes = figure.get_axes()
     assert len(axes) == 40
     assert [axes[row * 4].get_ylabel() for row in range(10)] == CLASS_NAMES
     # Each row shows that class's own first training images.
     for row in range(10):
-        picks = np.flatnonzero(data["train_labels"] == row)[:4]
+        picks = np.flatnonzero(train["labels"].argmax(axis=1) == row)[:4]
         for col, index in enumerate(picks):
             shown = axes[row * 4 + col].get_images()[0].get_array()
-            np.testing.assert_array_equal(shown, data["train_images"][index])
+            np.testing.assert_array_equal(shown, train["images"][index])
 
 
 def test_sample_grid_reads_as_a_table_of_pixels() -> None:
     """Class names horizontal to the left of their row, no ticks, pixels unsmoothed; a class
     with fewer training images than asked leaves the rest of its row empty."""
     images = np.arange(5 * 32 * 32 * 3, dtype=np.uint64).astype(np.uint8).reshape(5, 32, 32, 3)
-    data = {"train_images": images, "train_labels": np.array([0, 1, 0, 2, 1])}
-    figure = plot_sample_images(data, ["a", "b", "c"], per_class=2)
-    assert figure.get_suptitle() == "CIFAR-10 training images by class"
+    figure = plot_sample_images(_split(images, [0, 1, 0, 2, 1]), ["a", "b", "c"], 2, "TEST")
+    assert figure.get_suptitle() == "CIFAR-10 training images by class\nTEST"
     axes = figure.get_axes()
     assert [len(axis.get_images()) for axis in axes] == [1, 1, 1, 1, 1, 0]
     for axis in axes:
@@ -251,6 +264,6 @@ def test_sample_grid_reads_as_a_table_of_pixels() -> None:
 
 
 def test_sample_grid_of_one_picture_per_class() -> None:
-    data = {"train_images": np.zeros((2, 32, 32, 3), np.uint8), "train_labels": np.array([1, 0])}
-    axes = plot_sample_images(data, ["a", "b"], per_class=1).get_axes()
+    train = _split(np.zeros((2, 32, 32, 3), np.uint8), [1, 0], classes=2)
+    axes = plot_sample_images(train, ["a", "b"], 1, "TEST").get_axes()
     assert [axis.get_ylabel() for axis in axes] == ["a", "b"]

@@ -12,20 +12,21 @@ from sklearn.metrics import accuracy_score, log_loss, precision_recall_fscore_su
 
 from alexnet_cifar10.pipelines.evaluate.nodes import (
     compute_test_metrics,
-    model_caption,
+    extract_training_history,
     plot_accuracy,
     plot_confusion_matrix,
     plot_loss,
     predict_test_set,
 )
+from alexnet_cifar10.provenance import MixedModelsError, TrainedModel, caption, labelled
 
 CLASSES = ["a", "b", "c"]
-TRAINING_RUN = {
+LABELS = {
+    "model_version": "2026-01-02T03.04.05.678Z",
     "run_label": "SMOKE RUN",
     "kedro_env": "quick",
-    "model_version": "2026-01-02T03.04.05.678Z",
-    "fit_seconds": 1.0,
 }
+CAPTION = "SMOKE RUN · model 2026-01-02T03.04.05.678Z (env quick)"
 
 
 def _predictions(true: list[int], predicted: list[int]) -> pd.DataFrame:
@@ -34,13 +35,24 @@ def _predictions(true: list[int], predicted: list[int]) -> pd.DataFrame:
     frame = pd.DataFrame({"true_label": true, "predicted_label": predicted})
     for index, name in enumerate(CLASSES):
         frame[f"p_{name}"] = probabilities[:, index]
-    return frame
+    return labelled(frame, LABELS)
+
+
+def _history(epochs: int) -> pd.DataFrame:
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3][:epochs],
+            "accuracy": [0.3, 0.5, 0.6][:epochs],
+            "val_accuracy": [0.2, 0.4, 0.5][:epochs],
+            "loss": [2.0, 1.5, 1.2][:epochs],
+            "val_loss": [2.2, 1.8, 1.6][:epochs],
+        }
+    )
+    return labelled(history, LABELS)
 
 
 def test_metrics_match_a_hand_count() -> None:
-    metrics = compute_test_metrics(
-        _predictions([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0]), CLASSES, TRAINING_RUN
-    )
+    metrics = compute_test_metrics(_predictions([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0]), CLASSES)
     assert metrics["accuracy"] == pytest.approx(4 / 6)
     assert metrics["per_class"]["a"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
     assert metrics["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
@@ -54,15 +66,13 @@ def test_metrics_match_a_hand_count() -> None:
     assert metrics["macro_recall"] == pytest.approx((0.5 + 1 + 0.5) / 3)
     # Right answers have p=0.8, wrong ones p=0.1 on the true class.
     assert metrics["loss"] == pytest.approx(-(4 * np.log(0.8) + 2 * np.log(0.1)) / 6)
-    assert metrics["run_label"] == "SMOKE RUN"
-    assert metrics["kedro_env"] == "quick"
-    assert metrics["model_version"] == TRAINING_RUN["model_version"]
+    assert {key: metrics[key] for key in LABELS} == LABELS
 
 
 def test_a_class_never_predicted_and_a_class_never_present_score_zero() -> None:
     """Zero division: 'b' is never predicted (precision 0/0), 'c' is predicted once but has
     no test image (recall 0/0): each such score is 0, and they count in the macro averages."""
-    metrics = compute_test_metrics(_predictions([0, 0, 1, 1], [0, 0, 0, 2]), CLASSES, TRAINING_RUN)
+    metrics = compute_test_metrics(_predictions([0, 0, 1, 1], [0, 0, 0, 2]), CLASSES)
     assert metrics["per_class"] == {
         "a": {"precision": pytest.approx(2 / 3), "recall": 1.0, "f1": 0.8, "support": 2},
         "b": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2},
@@ -80,7 +90,7 @@ def _scored(probabilities: np.ndarray, true: np.ndarray) -> pd.DataFrame:
     frame = pd.DataFrame({"true_label": true, "predicted_label": predicted})
     for index, name in enumerate(CLASSES):
         frame[f"p_{name}"] = probabilities[:, index]
-    return frame
+    return labelled(frame, LABELS)
 
 
 @settings(max_examples=40, deadline=None)
@@ -97,7 +107,7 @@ def test_every_metric_agrees_with_scikit_learn(case: tuple[list, list]) -> None:
     probabilities = scores / scores.sum(axis=1, keepdims=True)
     frame = _scored(probabilities, true)
     predicted = frame["predicted_label"].to_numpy()
-    metrics = compute_test_metrics(frame, CLASSES, TRAINING_RUN)
+    metrics = compute_test_metrics(frame, CLASSES)
     precision, recall, f1, support = precision_recall_fscore_support(
         true, predicted, labels=[0, 1, 2], zero_division=0.0
     )
@@ -120,10 +130,22 @@ def test_every_metric_agrees_with_scikit_learn(case: tuple[list, list]) -> None:
     assert metrics["test_images"] == len(true)
 
 
-def test_a_model_without_recorded_origin_is_said_so() -> None:
-    metrics = compute_test_metrics(_predictions([0], [0]), CLASSES, {"fit_seconds": 1.0})
-    assert metrics["run_label"] == metrics["model_version"] == "not recorded"
-    assert model_caption(TRAINING_RUN) == ("SMOKE RUN · model 2026-01-02T03.04.05.678Z (env quick)")
+def test_results_of_the_rows_of_two_models_are_refused() -> None:
+    """A table that mixes two models' rows (two versions concatenated by hand, say) has
+    no one model to name: metrics and plots of it are an error, not a wrong label."""
+    mixed = pd.concat(
+        [
+            _predictions([0], [0]),
+            labelled(_predictions([1], [1]), {**LABELS, "model_version": "v2"}),
+        ]
+    )
+    with pytest.raises(
+        MixedModelsError, match=r"come from 2 models \(2026-01-02T03.04.05.678Z, v2\)"
+    ):
+        compute_test_metrics(mixed, CLASSES)
+    with pytest.raises(MixedModelsError):
+        plot_confusion_matrix(mixed, CLASSES)
+    assert caption(LABELS) == CAPTION
 
 
 class _FixedModel:
@@ -147,7 +169,8 @@ def test_predictions_table_has_classes_and_probabilities() -> None:
     }
     answers = [[0.2, 0.5, 0.3], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]]
     model = _FixedModel(answers)
-    frame = predict_test_set(model, test, CLASSES, 2, TRAINING_RUN)
+    card = {**LABELS, "class_names": CLASSES}
+    frame = predict_test_set(TrainedModel(model, card, pd.DataFrame()), test, 2)
     # The configured batch size, and no Keras progress bar in the run's log.
     assert model.calls == [{"images": 4, "batch_size": 2, "bar": False}]
     expected = pd.DataFrame(
@@ -158,8 +181,7 @@ def test_predictions_table_has_classes_and_probabilities() -> None:
             "predicted_label": [1, 0, 2, 2],
             "predicted_class": ["b", "a", "c", "c"],
             "confidence": [0.5, 0.6, 0.8, 0.4],
-            "model_version": TRAINING_RUN["model_version"],
-            "run_label": "SMOKE RUN",
+            **LABELS,
             "p_a": [0.2, 0.6, 0.1, 0.3],
             "p_b": [0.5, 0.3, 0.1, 0.3],
             "p_c": [0.3, 0.1, 0.8, 0.4],
@@ -173,32 +195,30 @@ def test_a_true_class_given_probability_zero_costs_a_finite_loss() -> None:
     frame = pd.DataFrame(
         {"true_label": [0, 1], "predicted_label": [1, 1], "p_a": [0.0, 0.0], "p_b": [1.0, 1.0]}
     )
-    metrics = compute_test_metrics(frame, ["a", "b"], TRAINING_RUN)
+    metrics = compute_test_metrics(labelled(frame, LABELS), ["a", "b"])
     assert metrics["loss"] == pytest.approx(-np.log(1e-7) / 2)
 
 
+def test_the_history_is_the_models_own_with_its_labels() -> None:
+    history = _history(2).drop(columns=list(LABELS))
+    model = TrainedModel(network=None, card={**LABELS, "class_names": CLASSES}, history=history)
+    pd.testing.assert_frame_equal(extract_training_history(model), _history(2))
+
+
 def test_plots_show_what_they_claim() -> None:
-    history = pd.DataFrame(
-        {
-            "epoch": [1, 2],
-            "accuracy": [0.3, 0.5],
-            "val_accuracy": [0.2, 0.4],
-            "loss": [2.0, 1.5],
-            "val_loss": [2.2, 1.8],
-        }
-    )
-    axis = plot_accuracy(history, TRAINING_RUN).get_axes()[0]
+    history = _history(2)
+    axis = plot_accuracy(history).get_axes()[0]
     assert [line.get_label() for line in axis.get_lines()] == [
         "training accuracy",
         "validation accuracy",
     ]
     assert axis.get_lines()[1].get_ydata().tolist() == [0.2, 0.4]
-    assert model_caption(TRAINING_RUN) in axis.get_title()
-    loss_axis = plot_loss(history, TRAINING_RUN).get_axes()[0]
+    assert CAPTION in axis.get_title()
+    loss_axis = plot_loss(history).get_axes()[0]
     assert loss_axis.get_ylabel() == "loss"
     assert loss_axis.get_lines()[0].get_ydata().tolist() == [2.0, 1.5]
     assert loss_axis.get_lines()[1].get_ydata().tolist() == [2.2, 1.8]
-    matrix = plot_confusion_matrix(_predictions([0, 1, 1], [0, 1, 0]), CLASSES, TRAINING_RUN)
+    matrix = plot_confusion_matrix(_predictions([0, 1, 1], [0, 1, 0]), CLASSES)
     texts = [t.get_text() for t in matrix.get_axes()[0].texts]
     assert texts == ["1", "0", "0", "1", "1", "0", "0", "0", "0"]
     assert [t.get_text() for t in matrix.get_axes()[0].get_xticklabels()] == CLASSES
@@ -206,20 +226,11 @@ def test_plots_show_what_they_claim() -> None:
 
 
 def test_curves_have_their_titles_labels_and_a_point_per_whole_epoch() -> None:
-    history = pd.DataFrame(
-        {
-            "epoch": [1, 2, 3],
-            "accuracy": [0.3, 0.5, 0.6],
-            "val_accuracy": [0.2, 0.4, 0.5],
-            "loss": [2.0, 1.5, 1.2],
-            "val_loss": [2.2, 1.8, 1.6],
-        }
-    )
-    caption = model_caption(TRAINING_RUN)
+    history = _history(3)
     for plot, label in ((plot_accuracy, "accuracy"), (plot_loss, "loss")):
-        figure = plot(history, TRAINING_RUN)
+        figure = plot(history)
         axis = figure.get_axes()[0]
-        assert axis.get_title() == f"Training and validation {label} per epoch\n{caption}"
+        assert axis.get_title() == f"Training and validation {label} per epoch\n{CAPTION}"
         assert (axis.get_xlabel(), axis.get_ylabel()) == ("epoch", label)
         assert [line.get_label() for line in axis.get_legend().get_lines()] == [
             f"training {label}",
@@ -235,7 +246,7 @@ def test_confusion_matrix_cells_are_readable_and_the_title_gives_the_accuracy() 
     """Counts are white on the cells darker than half the largest count, black elsewhere."""
     true = [0] * 4 + [1] * 2 + [2] * 3
     predicted = [0] * 4 + [1, 2] + [2, 2, 1]
-    figure = plot_confusion_matrix(_predictions(true, predicted), CLASSES, TRAINING_RUN)
+    figure = plot_confusion_matrix(_predictions(true, predicted), CLASSES)
     axis = figure.get_axes()[0]
     white, black = to_rgba("white"), to_rgba("black")
     assert [(t.get_text(), to_rgba(t.get_color())) for t in axis.texts] == [
@@ -248,7 +259,6 @@ def test_confusion_matrix_cells_are_readable_and_the_title_gives_the_accuracy() 
     assert (axis.get_xlabel(), axis.get_ylabel()) == ("predicted class", "true class")
     assert [t.get_text() for t in axis.get_yticklabels()] == CLASSES
     assert {(t.get_rotation(), t.get_ha()) for t in axis.get_xticklabels()} == {(45.0, "right")}
-    caption = model_caption(TRAINING_RUN)
-    assert axis.get_title() == f"Test confusion matrix, accuracy 0.7778\n{caption}"
-    one = plot_confusion_matrix(_predictions([2], [2]), CLASSES, TRAINING_RUN).get_axes()[0]
-    assert one.get_title() == f"Test confusion matrix, accuracy 1.0000\n{caption}"
+    assert axis.get_title() == f"Test confusion matrix, accuracy 0.7778\n{CAPTION}"
+    one = plot_confusion_matrix(_predictions([2], [2]), CLASSES).get_axes()[0]
+    assert one.get_title() == f"Test confusion matrix, accuracy 1.0000\n{CAPTION}"

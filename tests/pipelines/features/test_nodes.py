@@ -22,8 +22,15 @@ from alexnet_cifar10.pipelines.features.nodes import (
     fit_linear_probe,
     plot_embedding_projection,
 )
+from alexnet_cifar10.provenance import TrainedModel, labelled
 
-TRAINING_RUN = {"run_label": "unit", "kedro_env": "test", "model_version": "v7"}
+LABELS = {"model_version": "v7", "run_label": "unit", "kedro_env": "test"}
+
+
+def _trained(network: Any) -> TrainedModel:
+    return TrainedModel(network, {**LABELS, "class_names": CLASS_NAMES}, pd.DataFrame())
+
+
 PROBE = {"C": [0.1, 1.0], "max_iter": 200}
 
 
@@ -49,12 +56,13 @@ def test_embeddings_are_fc2_outputs_one_row_per_image(model: Any) -> None:
     import keras  # noqa: PLC0415
 
     splits = make_split(12), make_split(5, 1), make_split(7, 2)
-    frame = extract_embeddings(model, *splits, CLASS_NAMES, 4, TRAINING_RUN)
+    frame = extract_embeddings(_trained(model), *splits, 4)
     assert frame.index.tolist() == list(range(24)), "one row per image, numbered afresh"
     assert frame["split"].value_counts().to_dict() == {"train": 12, "test": 7, "validation": 5}
     assert list(frame.columns[:6]) == [
         "split", "index", "label", "class", "predicted_label", "model_version",
     ]  # fmt: skip
+    assert list(frame.columns[5:8]) == list(LABELS)
     assert feature_columns(frame) == [f"fc2_{i:04d}" for i in range(6)]
     test = frame[frame["split"] == "test"]
     fc2 = keras.Model(model.inputs, model.get_layer("fc2").output)
@@ -66,7 +74,7 @@ def test_embeddings_are_fc2_outputs_one_row_per_image(model: Any) -> None:
     assert test["label"].tolist() == splits[2]["labels"].argmax(axis=1).tolist()
     own = model.predict(splits[2]["images"], verbose=0).argmax(axis=1)
     assert test["predicted_label"].tolist() == own.tolist()
-    assert set(frame["model_version"]) == {"v7"}
+    assert frame[list(LABELS)].drop_duplicates().to_dict("records") == [LABELS]
     assert test["class"].tolist() == [CLASS_NAMES[i] for i in test["label"]]
 
 
@@ -84,7 +92,7 @@ def test_the_network_is_asked_in_batches_without_a_progress_bar(
 
     monkeypatch.setattr(keras.Model, "predict", spy)
     splits = make_split(3), make_split(2, 1), make_split(2, 2)
-    extract_embeddings(model, *splits, CLASS_NAMES, 4, TRAINING_RUN)
+    extract_embeddings(_trained(model), *splits, 4)
     assert batch_sizes == [4, 4, 4]
     # Keras's progress bar ends with the time per step ("12ms/step").
     assert "/step" not in capsys.readouterr().out
@@ -99,13 +107,14 @@ def _embeddings(separable: bool, seed: int = 0) -> pd.DataFrame:
         centres = np.eye(3, 8)[labels] * (6.0 if separable else 0.0)
         features = centres + rng.normal(size=(count, 8))
         frame = pd.DataFrame({"split": split, "index": np.arange(count), "label": labels})
-        frame["class"], frame["predicted_label"], frame["model_version"] = "x", labels, "v7"
+        frame["class"], frame["predicted_label"] = "x", labels
+        frame = labelled(frame, LABELS)
         parts.append(pd.concat([frame, pd.DataFrame(features).add_prefix("fc2_")], axis=1))
     return pd.concat(parts, ignore_index=True)
 
 
 def test_the_probe_learns_what_is_linearly_there_and_nothing_else() -> None:
-    separable = fit_linear_probe(_embeddings(True), PROBE, 0, TRAINING_RUN)
+    separable = fit_linear_probe(_embeddings(True), PROBE, 0)
     assert separable["test_accuracy"] > 0.95
     assert separable["network_test_accuracy"] == 1.0  # predicted_label = label above
     assert separable["C"] in PROBE["C"] and separable["converged"]
@@ -113,7 +122,7 @@ def test_the_probe_learns_what_is_linearly_there_and_nothing_else() -> None:
     assert (separable["embedding_layer"], separable["embedding_size"]) == ("fc2", 8)
     assert separable["images"] == {"train": 200, "validation": 100, "test": 100}
     assert separable["model_version"] == "v7"
-    noise = fit_linear_probe(_embeddings(False), PROBE, 0, TRAINING_RUN)
+    noise = fit_linear_probe(_embeddings(False), PROBE, 0)
     assert noise["test_accuracy"] < 0.5, "three classes: about 1/3 by chance"
 
 
@@ -129,8 +138,9 @@ def _few_examples_many_features() -> pd.DataFrame:
         values[np.arange(count), labels] += 1.5
         frame = pd.DataFrame({"split": split, "index": np.arange(count), "label": labels})
         right = np.arange(count) < count // 2 if split == "test" else np.zeros(count, bool)
-        frame["class"], frame["model_version"] = "x", "v7"
+        frame["class"] = "x"
         frame["predicted_label"] = np.where(right, labels, (labels + 1) % 3)
+        frame = labelled(frame, LABELS)
         parts.append(pd.concat([frame, pd.DataFrame(values).add_prefix("fc2_")], axis=1))
     return pd.concat(parts, ignore_index=True)
 
@@ -141,7 +151,7 @@ def test_the_probe_keeps_the_c_best_on_validation_and_scores_it(
     embeddings = _few_examples_many_features()
     probe = {"C": [1e-4, 0.05, 100.0], "max_iter": 500}
     with caplog.at_level(logging.WARNING):
-        result = fit_linear_probe(embeddings, probe, 0, TRAINING_RUN)
+        result = fit_linear_probe(embeddings, probe, 0)
     assert not caplog.records, "the best C is inside the list"
     # The same fits by hand: standardised features, scikit-learn's logistic regression.
     split = {
@@ -185,7 +195,7 @@ def test_a_best_c_at_an_end_of_several_asks_for_a_wider_list(
     grid: list[float], warned: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING):
-        fit_linear_probe(_few_examples_many_features(), {"C": grid, "max_iter": 500}, 0, {})
+        fit_linear_probe(_few_examples_many_features(), {"C": grid, "max_iter": 500}, 0)
     assert [record.getMessage() for record in caplog.records] == warned
 
 
@@ -195,7 +205,7 @@ def test_a_probe_stopped_by_max_iter_is_scored_as_stopped_and_says_so() -> None:
     features, labels = train[feature_columns(embeddings)].to_numpy(), train["label"].to_numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        result = fit_linear_probe(embeddings, {"C": [100.0], "max_iter": 1}, 0, {})
+        result = fit_linear_probe(embeddings, {"C": [100.0], "max_iter": 1}, 0)
         one_step = make_pipeline(StandardScaler(), LogisticRegression(C=100.0, max_iter=1))
         one_step.fit(features, labels)
     assert result["train_accuracy"] == one_step.score(features, labels) < 1.0
@@ -205,14 +215,12 @@ def test_a_probe_stopped_by_max_iter_is_scored_as_stopped_and_says_so() -> None:
 def test_a_layer_name_with_underscores_and_a_single_unit() -> None:
     embeddings = _embeddings(True).drop(columns=[f"fc2_{i}" for i in range(1, 8)])
     embeddings = embeddings.rename(columns={"fc2_0": "hidden_fc_0000"})
-    result = fit_linear_probe(embeddings, {"C": [1.0], "max_iter": 500}, 0, {})
+    result = fit_linear_probe(embeddings, {"C": [1.0], "max_iter": 500}, 0)
     assert (result["embedding_layer"], result["embedding_size"]) == ("hidden_fc", 1)
 
 
 def test_the_projection_shows_each_class_of_the_test_split() -> None:
-    figure = plot_embedding_projection(
-        _embeddings(True), ["a", "b", "c"], {"max_points": 30}, 0, TRAINING_RUN
-    )
+    figure = plot_embedding_projection(_embeddings(True), ["a", "b", "c"], {"max_points": 30}, 0)
     axis = figure.get_axes()[0]
     assert [text.get_text() for text in axis.get_legend().get_texts()] == ["a", "b", "c"]
     assert sum(len(points.get_offsets()) for points in axis.collections) == 30
@@ -228,9 +236,7 @@ def test_the_projection_shows_each_class_of_the_test_split() -> None:
 def test_the_projection_is_titled_by_its_layer_and_drawn_the_same_every_time() -> None:
     embeddings = _embeddings(True).rename(columns=lambda name: name.replace("fc2_", "my_fc_"))
     axis, again = (
-        plot_embedding_projection(
-            embeddings, ["a", "b", "c"], {"max_points": 30}, 0, TRAINING_RUN
-        ).get_axes()[0]
+        plot_embedding_projection(embeddings, ["a", "b", "c"], {"max_points": 30}, 0).get_axes()[0]
         for _ in range(2)
     )
     assert axis.get_title() == (
@@ -244,12 +250,12 @@ def test_a_wide_projection_is_reproducible() -> None:
     """600 points of 100 features: scikit-learn's PCA solves this one by randomised SVD,
     seeded."""
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"split": "test", "label": rng.integers(0, 3, 600)})
+    frame = labelled(pd.DataFrame({"split": "test", "label": rng.integers(0, 3, 600)}), LABELS)
     wide = pd.concat([frame, pd.DataFrame(rng.normal(size=(600, 100))).add_prefix("fc2_")], axis=1)
     offsets = [
         np.concatenate([points.get_offsets() for points in axis.collections])
         for axis in (
-            plot_embedding_projection(wide, ["a", "b", "c"], {"max_points": 600}, 0, {}).axes[0]
+            plot_embedding_projection(wide, ["a", "b", "c"], {"max_points": 600}, 0).axes[0]
             for _ in range(2)
         )
     ]

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from synthetic_cifar import CLASS_NAMES, make_split
 
 from alexnet_cifar10.pipelines.features import create_pipeline
+from alexnet_cifar10.provenance import TrainedModel
+
+LABELS = {"run_label": "slice", "kedro_env": "test", "model_version": "v1"}
 
 
 def test_embeddings_then_probe_and_projection(model) -> None:
     inputs = {
-        "model": model,
+        "model": TrainedModel(model, {**LABELS, "class_names": CLASS_NAMES}, pd.DataFrame()),
         "model_input_train": make_split(40),
         "model_input_validation": make_split(20, 1),
         "model_input_test": make_split(20, 2),
-        "training_run": {"run_label": "slice", "kedro_env": "test", "model_version": "v1"},
         "params:class_names": CLASS_NAMES,
         "params:features.batch_size": 16,
         "params:features.probe": {"C": [1.0], "max_iter": 100},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,14 +35,19 @@ from alexnet_cifar10.pipelines.predict.nodes import (
     summarise_predictions,
     to_rgb,
 )
+from alexnet_cifar10.provenance import TrainedModel, labelled
 
 RESIZE = {"fit": "crop", "resample": "lanczos", "background": [255, 255, 255]}
 CLASSES = ["a", "b", "c", "d"]
-TRAINING_RUN = {
+LABELS = {
+    "model_version": "2026-01-02T03.04.05.678Z",
     "run_label": "unit",
     "kedro_env": "test",
-    "model_version": "2026-01-02T03.04.05.678Z",
 }
+
+
+def _trained(network: Any) -> TrainedModel:
+    return TrainedModel(network, {**LABELS, "class_names": CLASSES}, pd.DataFrame())
 
 
 @pytest.fixture(scope="module")
@@ -218,14 +224,14 @@ def _prepared_table() -> dict[str, np.ndarray]:
 
 def test_predictions_have_top_3_every_probability_and_the_model_version() -> None:
     model = _FixedModel()
-    frame = predict_images(model, _prepared_table(), CLASSES, 8, TRAINING_RUN)
+    frame = predict_images(_trained(model), _prepared_table(), 8)
     assert model.seen == 2, "refused files never reach the model"
     assert model.asked == [(8, False)], "in the configured batches, without a progress bar"
     assert list(frame.columns) == [
         "file", "status",
         "top1_class", "top1_probability", "top2_class", "top2_probability",
         "top3_class", "top3_probability",
-        "model_version", "run_label", "format", "original_size", "original_mode",
+        "model_version", "run_label", "kedro_env", "format", "original_size", "original_mode",
         "p_a", "p_b", "p_c", "p_d",
     ]  # fmt: skip
     assert (frame[["p_a", "p_b", "p_c", "p_d"]].dtypes == np.float32).all(), "as the model gave"
@@ -234,14 +240,14 @@ def test_predictions_have_top_3_every_probability_and_the_model_version() -> Non
     assert frame.loc[0, "top1_probability"] == pytest.approx(0.4)
     assert frame.loc[1, ["top1_class", "top1_probability"]].isna().all()
     assert frame.loc[1, "status"] == "refused: empty file (0 bytes)"
-    assert set(frame["model_version"]) == {TRAINING_RUN["model_version"]}
+    assert frame[list(LABELS)].drop_duplicates().to_dict("records") == [LABELS]
     assert list(frame.columns[-4:]) == ["p_a", "p_b", "p_c", "p_d"]
     assert frame.loc[2, "original_mode"] == "CMYK"
 
 
 def test_equal_probabilities_rank_in_the_order_of_the_classes() -> None:
     model = _FixedModel((0.2, 0.2, 0.3, 0.3))
-    frame = predict_images(model, _prepared_table(), CLASSES, 8, TRAINING_RUN)
+    frame = predict_images(_trained(model), _prepared_table(), 8)
     assert frame.loc[0, ["top1_class", "top2_class", "top3_class"]].tolist() == ["c", "d", "a"]
 
 
@@ -249,20 +255,20 @@ def test_a_folder_of_refused_files_still_gets_its_table() -> None:
     table = {key: value[1:2] for key, value in _prepared_table().items() if key != "images"}
     table["images"] = np.zeros((0, 32, 32, 3), np.uint8)
     model = _FixedModel()
-    frame = predict_images(model, table, CLASSES, 8, TRAINING_RUN)
+    frame = predict_images(_trained(model), table, 8)
     assert model.seen == 0 and frame["top1_class"].isna().all()
 
 
 def test_contact_sheet_has_a_tile_per_file_saying_what_was_seen() -> None:
     prepared = _prepared_table()
-    frame = predict_images(_FixedModel(), prepared, CLASSES, 8, TRAINING_RUN)
-    figure = plot_contact_sheet(prepared, frame, {"columns": 2, "max_images": 3}, TRAINING_RUN)
+    frame = predict_images(_trained(_FixedModel()), prepared, 8)
+    figure = plot_contact_sheet(prepared, frame, {"columns": 2, "max_images": 3})
     axes = figure.get_axes()
     assert len(axes) == 4 and not axes[3].axison
     assert axes[0].get_title() == "a.png\nc 0.40" and len(axes[0].images) == 1
     assert axes[1].get_title() == "b.txt\nrefused" and not axes[1].images
     assert "empty file" in axes[1].texts[0].get_text()
-    assert TRAINING_RUN["model_version"] in figure._suptitle.get_text()
+    assert LABELS["model_version"] in figure._suptitle.get_text()
 
 
 def test_contact_sheet_tiles_show_their_own_pixels_and_a_refusal_in_full() -> None:
@@ -275,8 +281,8 @@ def test_contact_sheet_tiles_show_their_own_pixels_and_a_refusal_in_full() -> No
             [np.full((32, 32, 3), 10, np.uint8), np.full((32, 32, 3), 20, np.uint8)]
         ),
     }
-    frame = predict_images(_FixedModel(), prepared, CLASSES, 8, TRAINING_RUN)
-    figure = plot_contact_sheet(prepared, frame, {"columns": 3, "max_images": 2}, TRAINING_RUN)
+    frame = predict_images(_trained(_FixedModel()), prepared, 8)
+    figure = plot_contact_sheet(prepared, frame, {"columns": 3, "max_images": 2})
     accepted, refused = figure.get_axes()
     # A name over 22 characters keeps its last 19, after an ellipsis.
     assert accepted.get_title() == "...ay_picture_name.png\nc 0.40"
@@ -307,8 +313,8 @@ def test_a_long_refusal_is_cut_to_five_lines_of_24_and_a_short_name_kept_whole()
         "status": np.array(["refused: " + " ".join(["twelvelength"] * 7)]),
         "images": np.zeros((0, 32, 32, 3), np.uint8),
     }
-    frame = predict_images(_FixedModel(), prepared, CLASSES, 8, TRAINING_RUN)
-    [tile] = plot_contact_sheet(prepared, frame, {"columns": 4, "max_images": 9}, {}).get_axes()
+    frame = predict_images(_trained(_FixedModel()), prepared, 8)
+    [tile] = plot_contact_sheet(prepared, frame, {"columns": 4, "max_images": 9}).get_axes()
     # Two of these words with their space are 25 characters: one word a line.
     assert tile.texts[0].get_text().split("\n") == ["twelvelength"] * 5
     assert tile.get_title() == "exactly_22_chars_n.png\nrefused"
@@ -319,7 +325,7 @@ def test_summary_counts_and_logs_one_line(caplog: pytest.LogCaptureFixture) -> N
         {"file": ["a", "b", "c"], "status": ["ok", "refused: x", "converted: CMYK to RGB"]}
     )
     with caplog.at_level(logging.INFO):
-        summary = summarise_predictions(frame, TRAINING_RUN)
+        summary = summarise_predictions(labelled(frame, LABELS))
     assert summary == {
         "run_label": "unit",
         "kedro_env": "test",

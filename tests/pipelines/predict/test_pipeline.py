@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from synthetic_cifar import CLASS_NAMES
@@ -12,8 +13,14 @@ from user_images import BAD, GOOD, write_user_images
 
 from alexnet_cifar10.datasets import ImageFolderDataset
 from alexnet_cifar10.pipelines.predict import create_pipeline
+from alexnet_cifar10.provenance import TrainedModel
 
-TRAINING_RUN = {"run_label": "slice", "kedro_env": "test", "model_version": "v1"}
+CARD = {
+    "run_label": "slice",
+    "kedro_env": "test",
+    "model_version": "v1",
+    "class_names": CLASS_NAMES,
+}
 
 
 class _UniformModel:
@@ -25,9 +32,7 @@ def test_a_folder_becomes_predictions_a_contact_sheet_and_a_summary(tmp_path: Pa
     written = {name: BAD[name] for name in ("empty.png", "cmyk.jpg")} | GOOD
     write_user_images(tmp_path, written)
     inputs = {
-        "model": _UniformModel(),
-        "training_run": TRAINING_RUN,
-        "params:class_names": CLASS_NAMES,
+        "model": TrainedModel(_UniformModel(), CARD, pd.DataFrame()),
         "params:predict.batch_size": 4,
         "params:predict.resize": {"fit": "crop", "resample": "lanczos", "background": [0, 0, 0]},
         "params:predict.contact_sheet": {"columns": 4, "max_images": 100},

@@ -31,7 +31,16 @@ from alexnet_cifar10.pipelines.training.nodes import (
     train_model,
 )
 
-CONTEXT = {"kedro_env": "unit", "save_version": "2026-01-01T00.00.00.000Z"}
+CONTEXT = {"kedro_env": "unit"}
+
+
+def _fit_model(*args: Any, **kwargs: Any) -> tuple[keras.Model, pd.DataFrame, dict]:
+    """``train_model`` with the project's class names: the network, its history, its card."""
+    model, train, validation, params, seed, run_label, context = args
+    trained = train_model(
+        model, train, validation, params, seed, CLASS_NAMES, run_label, context, **kwargs
+    )
+    return trained.network, trained.history, trained.card
 
 
 def _build(training: dict, seed: int = 0) -> keras.Model:
@@ -238,10 +247,11 @@ def test_the_run_facts_name_the_software_the_data_and_the_last_epoch() -> None:
 
 def test_train_model_returns_model_history_and_facts(tiny_training: dict) -> None:
     start = time.perf_counter()
-    model, history, facts = train_model(
+    model, history, card = _fit_model(
         _build(tiny_training), make_split(64), make_split(32, 1), tiny_training, 0, "t", CONTEXT
     )
     elapsed = time.perf_counter() - start
+    facts = card["run"]
     # The fit's wall time: its epochs' and no more than the node's.
     assert history["epoch_seconds"].sum() - 0.01 <= facts["fit_seconds"] <= elapsed
     assert facts["final"] == history.iloc[-1].to_dict()
@@ -252,10 +262,9 @@ def test_train_model_returns_model_history_and_facts(tiny_training: dict) -> Non
     assert facts["backend"] == keras.backend.backend()
     assert facts["device"].lower().startswith(("cpu", "gpu"))
     assert facts["train_images"] == 64 and facts["epochs_run"] == 1
-    assert facts["run_label"] == "t"
-    assert facts["kedro_env"] == "unit"
-    assert facts["model_version"] == CONTEXT["save_version"]
-    assert facts["parameters"]["epochs"] == 1 and facts["parameters"]["seed"] == 0
+    assert (card["run_label"], card["kedro_env"], card["model_version"]) == ("t", "unit", None)
+    assert card["class_names"] == CLASS_NAMES
+    assert card["parameters"] == {"seed": 0, "training": tiny_training}
     assert facts["distribution"] == {
         "strategy": "one_device",
         "engine": None,
@@ -270,7 +279,7 @@ def test_train_model_returns_model_history_and_facts(tiny_training: dict) -> Non
 
 def test_the_history_follows_the_learning_rate_schedule(tiny_training: dict) -> None:
     tiny_training.update(epochs=2, lr_schedule={"name": "warmup_cosine", "warmup_epochs": 1})
-    _, history, _ = train_model(
+    _, history, _ = _fit_model(
         _build(tiny_training), make_split(32), make_split(16, 1), tiny_training, 0, "t", CONTEXT
     )
     # The rate after each epoch's last step: warmed up to the target, then decayed to 0.
@@ -279,7 +288,7 @@ def test_the_history_follows_the_learning_rate_schedule(tiny_training: dict) -> 
 
 def test_train_model_is_seeded(tiny_training: dict) -> None:
     runs = [
-        train_model(
+        _fit_model(
             _build(tiny_training), make_split(32), make_split(16, 1), tiny_training, 7, "t", CONTEXT
         )[1]
         for _ in range(2)
@@ -297,10 +306,11 @@ def test_data_parallel_on_this_process_trains_what_one_device_trains(
     for strategy in ("one_device", "data_parallel"):
         params = {**tiny_training, "distribution": strategy}
         with caplog.at_level("INFO"):
-            fits[strategy] = train_model(
+            fits[strategy] = _fit_model(
                 _build(tiny_training), make_split(32), make_split(16, 1), params, 0, "t", CONTEXT
             )
-    (one, _, _), (parallel, _, facts) = fits.values()
+    (one, _, _), (parallel, _, card) = fits.values()
+    facts = card["run"]
     assert facts["distribution"]["strategy"] == "data_parallel"
     assert facts["distribution"]["engine"] == ENGINES[keras.backend.backend()]
     assert f"data_parallel with {ENGINES[keras.backend.backend()]}, 1 process" in caplog.text
@@ -321,7 +331,7 @@ def test_train_model_logs_that_it_trains_on_the_cpu(
     tiny_training: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level("INFO"):
-        train_model(
+        _fit_model(
             _build(tiny_training), make_split(32), make_split(16), tiny_training, 0, "t", CONTEXT
         )
     assert "No GPU found: training on the CPU" in caplog.text
@@ -333,7 +343,7 @@ def test_divergence_stops_with_a_clear_error(tiny_training: dict) -> None:
     train = make_split(32)
     train["labels"][:] = np.nan
     with pytest.raises(TrainingDivergedError) as error:
-        train_model(_build(tiny_training), train, make_split(16, 1), tiny_training, 0, "t", CONTEXT)
+        _fit_model(_build(tiny_training), train, make_split(16, 1), tiny_training, 0, "t", CONTEXT)
     assert str(error.value) == (
         "Training diverged: the loss became NaN or infinite in epoch 1. No model was saved. "
         "Lower training.optimizer.learning_rate (now 0.001) or check the inputs."
@@ -356,7 +366,7 @@ def test_a_fit_stopped_after_epoch_1_resumes_at_epoch_2(
     train, validation = make_split(32), make_split(16, 1)
     # The node's own callbacks run first: epoch 1's resume point is saved, then the crash.
     with pytest.raises(_Crash):
-        train_model(
+        _fit_model(
             _build(tiny_training), train, validation, tiny_training, 0, "t", CONTEXT,
             callbacks=[_CrashAfterFirstEpoch()],
         )  # fmt: skip
@@ -365,11 +375,11 @@ def test_a_fit_stopped_after_epoch_1_resumes_at_epoch_2(
     saved = json.loads((folder / "history.json").read_text())
     assert [row["epoch"] for row in saved] == [1]
     with caplog.at_level("INFO"):
-        _, history, facts = train_model(
+        _, history, facts = _fit_model(
             _build(tiny_training), train, validation, tiny_training, 0, "t", CONTEXT
         )
     assert "Resuming training at epoch 2 of 3" in caplog.text
-    assert history["epoch"].tolist() == [1, 2, 3] and facts["epochs_run"] == 3
+    assert history["epoch"].tolist() == [1, 2, 3] and facts["run"]["epochs_run"] == 3
     assert history.iloc[0].to_dict() == saved[0], "epoch 1 is the first fit's own"
     assert not folder.exists(), "a finished fit removes its resume point"
 
@@ -423,5 +433,5 @@ def test_a_diverged_fit_leaves_no_resume_point(tiny_training: dict, tmp_path: Pa
     train = make_split(32)
     train["labels"][:] = np.nan
     with pytest.raises(TrainingDivergedError):
-        train_model(_build(tiny_training), train, make_split(16, 1), tiny_training, 0, "t", CONTEXT)
+        _fit_model(_build(tiny_training), train, make_split(16, 1), tiny_training, 0, "t", CONTEXT)
     assert not any(path.is_file() for path in tmp_path.rglob("*"))

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from kedro.io import DataCatalog, MemoryDataset
+from pathlib import Path
+
+from kedro.io import DataCatalog, MemoryDataset, Version
 from kedro.runner import SequentialRunner
 from synthetic_cifar import CLASS_NAMES, make_split
 
+from alexnet_cifar10.datasets import CSVDataset, TrainedModelDataset
 from alexnet_cifar10.pipelines import evaluate, training
 
+VERSION = "2026-01-02T03.04.05.678Z"
 
-def test_training_then_evaluate(tiny_training: dict) -> None:
+
+def test_training_then_evaluate(tiny_training: dict, tmp_path: Path) -> None:
     inputs = {
         "model_input_train": make_split(48),
         "model_input_validation": make_split(16, 1),
         "model_input_test": make_split(20, 2),
-        "run_context": {"kedro_env": "slice", "save_version": "v1"},
+        "run_context": {"kedro_env": "slice"},
         "params:training": tiny_training,
         "params:training.model": tiny_training["model"],
         "params:training.augmentation": tiny_training["augmentation"],
@@ -25,12 +30,13 @@ def test_training_then_evaluate(tiny_training: dict) -> None:
         "params:evaluate.batch_size": 8,
     }
     catalog = DataCatalog(datasets={k: MemoryDataset(v) for k, v in inputs.items()})
+    catalog["model"] = TrainedModelDataset(
+        filepath=str(tmp_path / "alexnet.keras"), version=Version(None, VERSION)
+    )
+    catalog["training_history"] = CSVDataset(filepath=str(tmp_path / "history.csv"))
     outputs = (
         "untrained_model",
         "model_summary",
-        "model",
-        "training_history",
-        "training_run",
         "test_predictions",
         "test_metrics",
         "accuracy_plot",
@@ -46,10 +52,12 @@ def test_training_then_evaluate(tiny_training: dict) -> None:
     metrics = catalog.load("test_metrics")
     assert metrics["test_images"] == 20
     assert 0 <= metrics["accuracy"] <= 1
-    assert (metrics["run_label"], metrics["kedro_env"], metrics["model_version"]) == (
-        "slice run",
-        "slice",
-        "v1",
-    )
+    labels = ("slice run", "slice", VERSION)
+    assert (metrics["run_label"], metrics["kedro_env"], metrics["model_version"]) == labels
+    history = catalog.load("training_history")
+    assert history[
+        ["run_label", "kedro_env", "model_version"]
+    ].drop_duplicates().values.tolist() == [list(labels)]
+    assert VERSION in catalog.load("accuracy_plot").get_axes()[0].get_title()
     assert len(catalog.load("confusion_matrix_plot").get_axes()[0].texts) == 100
     assert catalog.load("model_summary")["layer"].iloc[-1] == "total"

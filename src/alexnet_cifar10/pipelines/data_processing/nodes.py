@@ -47,16 +47,15 @@ def _subset(
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(taken))
 
 
-def split_dataset(data: CIFAR10Data, params: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
-    """Split the official training set into seeded train/validation indices, test untouched."""
+def split_indices(data: CIFAR10Data, params: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
+    """Seeded train/validation indices into the official training set; test untouched."""
     rng = np.random.default_rng(seed)
-    stratify = bool(params["stratify"])
     train, validation = _subset(
         np.arange(len(data["train_labels"])),
         data["train_labels"],
         params["validation_fraction"],
         rng,
-        stratify,
+        bool(params["stratify"]),
     )
     test = np.arange(len(data["test_labels"]))
     if params["subset_fraction"] < 1:
@@ -65,9 +64,6 @@ def split_dataset(data: CIFAR10Data, params: dict[str, Any], seed: int) -> dict[
         train = _subset(train, data["train_labels"], fraction, rng, True)[1]
         validation = _subset(validation, data["train_labels"], fraction, rng, True)[1]
         test = _subset(test, data["test_labels"], fraction, rng, True)[1]
-    logger.info(
-        "Split: %d train, %d validation, %d test images", len(train), len(validation), len(test)
-    )
     return {"train": train, "validation": validation, "test": test}
 
 
@@ -79,17 +75,30 @@ def _encode(
     return {"images": images[index], "labels": one_hot, "index": index}
 
 
-def build_model_inputs(
+def encode_splits(
     data: CIFAR10Data, split: dict[str, np.ndarray], class_names: list[str]
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Gather uint8 images, one-hot labels and official indices for each split."""
-    _check_class_names(data, class_names)
+    """The images, one-hot labels and official indices of each split's images."""
     images, labels, classes = data["train_images"], data["train_labels"], len(class_names)
     return (
         _encode(images, labels, split["train"], classes),
         _encode(images, labels, split["validation"], classes),
         _encode(data["test_images"], data["test_labels"], split["test"], classes),
     )
+
+
+def build_model_inputs(
+    data: CIFAR10Data, params: dict[str, Any], seed: int, class_names: list[str]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Split the release (seeded train/validation, test untouched) into uint8 images,
+    one-hot labels and official indices: the only node that reads the raw release."""
+    _check_class_names(data, class_names)
+    split = split_indices(data, params, seed)
+    logger.info(
+        "Split: %d train, %d validation, %d test images",
+        *(len(split[name]) for name in ("train", "validation", "test")),
+    )
+    return encode_splits(data, split, class_names)
 
 
 def _channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
@@ -106,54 +115,54 @@ def _channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
 
 
-def _describe_split(labels: np.ndarray, class_names: list[str]) -> dict[str, Any]:
-    counts = np.bincount(labels, minlength=len(class_names))
+def _describe_split(split: dict[str, np.ndarray], class_names: list[str]) -> dict[str, Any]:
+    counts = np.bincount(split["labels"].argmax(axis=1), minlength=len(class_names))
+    mean, std = _channel_stats(split["images"])
     return {
-        "images": int(len(labels)),
+        "images": int(len(split["images"])),
         "class_counts": dict(zip(class_names, (int(c) for c in counts), strict=True)),
+        "channel_mean": mean,
+        "channel_std": std,
     }
 
 
 def summarise_dataset(
-    data: CIFAR10Data, split: dict[str, np.ndarray], class_names: list[str], run_label: str
+    train: dict[str, np.ndarray],
+    validation: dict[str, np.ndarray],
+    test: dict[str, np.ndarray],
+    class_names: list[str],
+    run_label: str,
 ) -> dict[str, Any]:
-    """Report class counts per split and per-channel pixel statistics."""
-    train_labels, test_labels = data["train_labels"], data["test_labels"]
-    mean, std = _channel_stats(data["train_images"])
-    test_mean, test_std = _channel_stats(data["test_images"])
+    """Report the images, class counts and per-channel pixel statistics of each split."""
+    splits = {"train": train, "validation": validation, "test": test}
     return {
         "run_label": run_label,
-        "splits": {
-            "official_train": _describe_split(train_labels, class_names),
-            "official_test": _describe_split(test_labels, class_names),
-            "train": _describe_split(train_labels[split["train"]], class_names),
-            "validation": _describe_split(train_labels[split["validation"]], class_names),
-            "test": _describe_split(test_labels[split["test"]], class_names),
-        },
-        "channel_mean": {"official_train": mean, "official_test": test_mean},
-        "channel_std": {"official_train": std, "official_test": test_std},
+        "splits": {name: _describe_split(split, class_names) for name, split in splits.items()},
         "channels": ["red", "green", "blue"],
         "pixel_scale": "pixels / 255",
     }
 
 
-def plot_sample_images(data: CIFAR10Data, class_names: list[str], per_class: int) -> Figure:
+def plot_sample_images(
+    train: dict[str, np.ndarray], class_names: list[str], per_class: int, run_label: str
+) -> Figure:
     """Grid of the first ``per_class`` training images of every class, one row per class."""
     figure, axes = plt.subplots(
         len(class_names),
         per_class,
         squeeze=False,
-        figsize=(per_class * 0.9 + 1.2, len(class_names) * 0.9),
+        figsize=(per_class * 0.9 + 1.2, len(class_names) * 0.9 + 0.4),
     )
+    labels = train["labels"].argmax(axis=1)
     for row, name in enumerate(class_names):
-        picks = np.flatnonzero(data["train_labels"] == row)[:per_class]
+        picks = np.flatnonzero(labels == row)[:per_class]
         for col in range(per_class):
             axis = axes[row, col]
             axis.set_xticks([])
             axis.set_yticks([])
             if col < len(picks):
-                axis.imshow(data["train_images"][picks[col]], interpolation="nearest")
+                axis.imshow(train["images"][picks[col]], interpolation="nearest")
         axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center")
-    figure.suptitle("CIFAR-10 training images by class")
+    figure.suptitle(f"CIFAR-10 training images by class\n{run_label}", fontsize=10)
     figure.tight_layout()
     return figure

@@ -5,39 +5,40 @@ from kedro.pipeline import Node, Pipeline
 from alexnet_cifar10.pipelines.data_processing.nodes import (
     build_model_inputs,
     plot_sample_images,
-    split_dataset,
     summarise_dataset,
 )
 
+SPLITS = ["model_input_train", "model_input_validation", "model_input_test"]
+
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Split, one-hot encode and describe CIFAR-10."""
+    """Split and one-hot encode CIFAR-10, then describe the splits."""
     return Pipeline(
         [
             Node(
-                split_dataset,
-                inputs=["cifar10_raw", "params:data_processing", "params:seed"],
-                outputs="dataset_split",
-                name="split_dataset",
-            ),
-            Node(
                 build_model_inputs,
-                inputs=["cifar10_raw", "dataset_split", "params:class_names"],
-                outputs=["model_input_train", "model_input_validation", "model_input_test"],
+                inputs=[
+                    "cifar10_raw",
+                    "params:data_processing",
+                    "params:seed",
+                    "params:class_names",
+                ],
+                outputs=SPLITS,
                 name="build_model_inputs",
             ),
             Node(
                 summarise_dataset,
-                inputs=["cifar10_raw", "dataset_split", "params:class_names", "params:run_label"],
+                inputs=[*SPLITS, "params:class_names", "params:run_label"],
                 outputs="dataset_report",
                 name="summarise_dataset",
             ),
             Node(
                 plot_sample_images,
                 inputs=[
-                    "cifar10_raw",
+                    "model_input_train",
                     "params:class_names",
                     "params:data_processing.sample_images_per_class",
+                    "params:run_label",
                 ],
                 outputs="sample_images",
                 name="plot_sample_images",

@@ -1,8 +1,9 @@
 """Nodes of the evaluate pipeline: test-set predictions, metrics and plots.
 
-Every output is labelled by the model it came from (run label, Kedro environment and
-version of the training run, read from that model's ``training_run``), not by the
-configuration of the command that evaluates it.
+Every output names the model it came from (``provenance.LABELS``): the predictions and
+the training history carry the model's labels on every row, and the metrics and plots
+take theirs from those rows. Whichever model version Kedro loads, and whichever nodes
+run, a result says which model it describes.
 """
 
 from __future__ import annotations
@@ -16,61 +17,39 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from alexnet_cifar10.keras_types import KerasModel
+from alexnet_cifar10.provenance import TrainedModel, caption, labelled, origin
 
 logger = logging.getLogger(__name__)
 
 _EPSILON = 1e-7
-NOT_RECORDED = "not recorded"
-
-
-def provenance(training_run: dict[str, Any]) -> dict[str, str]:
-    """Run label, Kedro environment and version of the model a training run saved."""
-    return {
-        key: training_run.get(key, NOT_RECORDED)
-        for key in ("run_label", "kedro_env", "model_version")
-    }
-
-
-def model_caption(training_run: dict[str, Any]) -> str:
-    """One line naming the model: its run label, version and environment."""
-    origin = provenance(training_run)
-    return f"{origin['run_label']} · model {origin['model_version']} (env {origin['kedro_env']})"
 
 
 def predict_test_set(
-    model: KerasModel,
-    test: dict[str, np.ndarray],
-    class_names: list[str],
-    batch_size: int,
-    training_run: dict[str, Any],
+    model: TrainedModel, test: dict[str, np.ndarray], batch_size: int
 ) -> pd.DataFrame:
     """Class probabilities, predicted and true class of every test image, by its index
     in the official test batch, with the model that predicted them."""
-    probabilities = model.predict(test["images"], batch_size=batch_size, verbose=0)
+    names = np.asarray(model.card["class_names"])
+    probabilities = model.network.predict(test["images"], batch_size=batch_size, verbose=0)
     true = test["labels"].argmax(axis=1)
     predicted = probabilities.argmax(axis=1)
-    origin = provenance(training_run)
     frame = pd.DataFrame(
         {
             "test_batch_index": test["index"],
             "true_label": true,
-            "true_class": np.asarray(class_names)[true],
+            "true_class": names[true],
             "predicted_label": predicted,
-            "predicted_class": np.asarray(class_names)[predicted],
+            "predicted_class": names[predicted],
             "confidence": probabilities.max(axis=1),
-            "model_version": origin["model_version"],
-            "run_label": origin["run_label"],
         }
     )
-    columns = pd.DataFrame(probabilities, columns=[f"p_{name}" for name in class_names])
-    return pd.concat([frame, columns], axis=1)
+    columns = pd.DataFrame(probabilities, columns=[f"p_{name}" for name in names])
+    return pd.concat([labelled(frame, model.labels), columns], axis=1)
 
 
-def compute_test_metrics(
-    predictions: pd.DataFrame, class_names: list[str], training_run: dict[str, Any]
-) -> dict[str, Any]:
+def compute_test_metrics(predictions: pd.DataFrame, class_names: list[str]) -> dict[str, Any]:
     """Accuracy, loss, per-class precision/recall/F1 and their macro averages."""
+    labels = origin(predictions)
     true = predictions["true_label"].to_numpy()
     predicted = predictions["predicted_label"].to_numpy()
     probabilities = predictions[[f"p_{name}" for name in class_names]].to_numpy()
@@ -89,10 +68,10 @@ def compute_test_metrics(
         accuracy,
         loss,
         len(true),
-        model_caption(training_run),
+        caption(labels),
     )
     return {
-        **provenance(training_run),
+        **labels,
         "test_images": len(true),
         "accuracy": accuracy,
         "loss": float(loss),
@@ -101,6 +80,11 @@ def compute_test_metrics(
         "macro_f1": float(np.mean([m["f1"] for m in per_class.values()])),
         "per_class": per_class,
     }
+
+
+def extract_training_history(model: TrainedModel) -> pd.DataFrame:
+    """The evaluated model's own training history, one row per epoch, with its labels."""
+    return labelled(model.history, model.labels)
 
 
 def _curve_plot(history: pd.DataFrame, metric: str, label: str, caption: str) -> Figure:
@@ -117,19 +101,17 @@ def _curve_plot(history: pd.DataFrame, metric: str, label: str, caption: str) ->
     return figure
 
 
-def plot_accuracy(history: pd.DataFrame, training_run: dict[str, Any]) -> Figure:
+def plot_accuracy(history: pd.DataFrame) -> Figure:
     """Training and validation accuracy per epoch: the recipe's plot."""
-    return _curve_plot(history, "accuracy", "accuracy", model_caption(training_run))
+    return _curve_plot(history, "accuracy", "accuracy", caption(origin(history)))
 
 
-def plot_loss(history: pd.DataFrame, training_run: dict[str, Any]) -> Figure:
+def plot_loss(history: pd.DataFrame) -> Figure:
     """Training and validation loss per epoch."""
-    return _curve_plot(history, "loss", "loss", model_caption(training_run))
+    return _curve_plot(history, "loss", "loss", caption(origin(history)))
 
 
-def plot_confusion_matrix(
-    predictions: pd.DataFrame, class_names: list[str], training_run: dict[str, Any]
-) -> Figure:
+def plot_confusion_matrix(predictions: pd.DataFrame, class_names: list[str]) -> Figure:
     """Test-set confusion matrix with class names, counts in every cell."""
     size = len(class_names)
     matrix = np.zeros((size, size), dtype=int)
@@ -154,7 +136,7 @@ def plot_confusion_matrix(
         )
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
     axis.set_title(
-        f"Test confusion matrix, accuracy {accuracy:.4f}\n{model_caption(training_run)}",
+        f"Test confusion matrix, accuracy {accuracy:.4f}\n{caption(origin(predictions))}",
         fontsize=10,
     )
     figure.tight_layout()

@@ -4,6 +4,7 @@ from kedro.pipeline import Node, Pipeline
 
 from alexnet_cifar10.pipelines.evaluate.nodes import (
     compute_test_metrics,
+    extract_training_history,
     plot_accuracy,
     plot_confusion_matrix,
     plot_loss,
@@ -17,39 +18,34 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 predict_test_set,
-                inputs=[
-                    "model",
-                    "model_input_test",
-                    "params:class_names",
-                    "params:evaluate.batch_size",
-                    "training_run",
-                ],
+                inputs=["model", "model_input_test", "params:evaluate.batch_size"],
                 outputs="test_predictions",
                 name="predict_test_set",
             ),
             Node(
                 compute_test_metrics,
-                inputs=["test_predictions", "params:class_names", "training_run"],
+                inputs=["test_predictions", "params:class_names"],
                 outputs="test_metrics",
                 name="compute_test_metrics",
             ),
             Node(
-                plot_accuracy,
-                inputs=["training_history", "training_run"],
-                outputs="accuracy_plot",
-                name="plot_accuracy",
-            ),
-            Node(
-                plot_loss,
-                inputs=["training_history", "training_run"],
-                outputs="loss_plot",
-                name="plot_loss",
-            ),
-            Node(
                 plot_confusion_matrix,
-                inputs=["test_predictions", "params:class_names", "training_run"],
+                inputs=["test_predictions", "params:class_names"],
                 outputs="confusion_matrix_plot",
                 name="plot_confusion_matrix",
             ),
+            Node(
+                extract_training_history,
+                inputs="model",
+                outputs="training_history",
+                name="extract_training_history",
+            ),
+            Node(
+                plot_accuracy,
+                inputs="training_history",
+                outputs="accuracy_plot",
+                name="plot_accuracy",
+            ),
+            Node(plot_loss, inputs="training_history", outputs="loss_plot", name="plot_loss"),
         ]
     )

@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from alexnet_cifar10.backend import keras
 from alexnet_cifar10.keras_types import KerasModel
 from alexnet_cifar10.lazy import LazyModule
-from alexnet_cifar10.pipelines.evaluate.nodes import model_caption, provenance
+from alexnet_cifar10.provenance import LABELS, TrainedModel, caption, origin
 
 # Loaded on first use: listing or viewing the pipelines starts neither Keras nor
 # scikit-learn (both are slow to import).
-keras = LazyModule("keras")
 sk_decomposition = LazyModule("sklearn.decomposition")
 sk_linear_model = LazyModule("sklearn.linear_model")
 sk_pipeline = LazyModule("sklearn.pipeline")
@@ -37,7 +37,7 @@ sk_preprocessing = LazyModule("sklearn.preprocessing")
 logger = logging.getLogger(__name__)
 
 CLASSIFIER = "probabilities"
-ID_COLUMNS = ["split", "index", "label", "class", "predicted_label", "model_version"]
+ID_COLUMNS = ["split", "index", "label", "class", "predicted_label", *LABELS]
 SPLITS = ("train", "validation", "test")
 
 
@@ -64,18 +64,16 @@ def _embed_split(
     return pd.concat([ids, pd.DataFrame(features, columns=columns)], axis=1)
 
 
-def extract_embeddings(  # noqa: PLR0913
-    model: KerasModel,
+def extract_embeddings(
+    model: TrainedModel,
     train: dict[str, np.ndarray],
     validation: dict[str, np.ndarray],
     test: dict[str, np.ndarray],
-    class_names: list[str],
     batch_size: int,
-    training_run: dict[str, Any],
 ) -> pd.DataFrame:
     """Embedding, label and the network's own prediction of every image of the splits."""
-    layer = embedding_layer(model)
-    extractor = keras.Model(model.inputs, [layer.output, model.outputs[0]])
+    layer = embedding_layer(model.network)
+    extractor = keras.Model(model.network.inputs, [layer.output, model.network.outputs[0]])
     columns = [f"{layer.name}_{i:04d}" for i in range(layer.output.shape[-1])]
     frame = pd.concat(
         [
@@ -84,8 +82,9 @@ def extract_embeddings(  # noqa: PLR0913
         ],
         ignore_index=True,
     )
-    frame.insert(3, "class", np.asarray(class_names)[frame["label"]])
-    frame.insert(5, "model_version", provenance(training_run)["model_version"])
+    frame.insert(3, "class", np.asarray(model.card["class_names"])[frame["label"]])
+    for position, key in enumerate(LABELS, start=5):
+        frame.insert(position, key, model.labels[key])
     logger.info("Embedded %d images: %d features of layer %s", len(frame), len(columns), layer.name)
     return frame
 
@@ -111,9 +110,7 @@ def _by_split(embeddings: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarra
     }
 
 
-def fit_linear_probe(
-    embeddings: pd.DataFrame, probe: dict[str, Any], seed: int, training_run: dict[str, Any]
-) -> dict[str, Any]:
+def fit_linear_probe(embeddings: pd.DataFrame, probe: dict[str, Any], seed: int) -> dict[str, Any]:
     """Fit a linear classifier on the train embeddings for each C, keep the best on
     validation, score it on test next to the network's own test accuracy."""
     data = _by_split(embeddings)
@@ -138,7 +135,7 @@ def fit_linear_probe(
         best,
         network,
     )
-    return {**provenance(training_run), **_embedding_facts(embeddings), **metrics}
+    return {**origin(embeddings), **_embedding_facts(embeddings), **metrics}
 
 
 def _embedding_facts(embeddings: pd.DataFrame) -> dict[str, Any]:
@@ -166,7 +163,6 @@ def plot_embedding_projection(
     class_names: list[str],
     projection: dict[str, Any],
     seed: int,
-    training_run: dict[str, Any],
 ) -> Figure:
     """The test embeddings in 2-D, one colour per class."""
     test = embeddings[embeddings["split"] == "test"]
@@ -183,7 +179,7 @@ def plot_embedding_projection(
     axis.legend(markerscale=3, fontsize=8, loc="best")
     axis.set_title(
         f"{len(test)} test images: {len(columns)}-D embeddings ({columns[0].rsplit('_', 1)[0]}) "
-        f"by PCA\n{model_caption(training_run)}",
+        f"by PCA\n{caption(origin(embeddings))}",
         fontsize=10,
     )
     figure.tight_layout()

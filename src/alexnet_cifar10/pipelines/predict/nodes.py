@@ -32,8 +32,7 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageOps
 
 from alexnet_cifar10.datasets.user_image_dataset import ImageRefusedError, UserImage
-from alexnet_cifar10.keras_types import KerasModel
-from alexnet_cifar10.pipelines.evaluate.nodes import model_caption, provenance
+from alexnet_cifar10.provenance import TrainedModel, caption, labelled, origin
 from alexnet_cifar10.validation import INPUT_SIZE
 
 logger = logging.getLogger(__name__)
@@ -147,24 +146,19 @@ def _top_classes(probabilities: np.ndarray, class_names: list[str]) -> pd.DataFr
 
 
 def predict_images(
-    model: KerasModel,
-    prepared: dict[str, np.ndarray],
-    class_names: list[str],
-    batch_size: int,
-    training_run: dict[str, Any],
+    model: TrainedModel, prepared: dict[str, np.ndarray], batch_size: int
 ) -> pd.DataFrame:
     """Top-3 classes and every class probability of each accepted picture, with the
     model that gave them; a refused file keeps its row, status and empty classes."""
-    accepted = prepared["accepted"]
+    accepted, class_names = prepared["accepted"], model.card["class_names"]
     probabilities = np.full((len(accepted), len(class_names)), np.nan, dtype=np.float32)
     if accepted.any():
-        probabilities[accepted] = model.predict(
+        probabilities[accepted] = model.network.predict(
             prepared["images"], batch_size=batch_size, verbose=0
         )
-    origin = provenance(training_run)
     frame = pd.DataFrame({"file": prepared["file_name"], "status": prepared["status"]})
     frame = pd.concat([frame, _top_classes(probabilities, class_names)], axis=1)
-    frame["model_version"], frame["run_label"] = origin["model_version"], origin["run_label"]
+    frame = labelled(frame, model.labels)
     for key in ("format", "original_size", "original_mode"):
         frame[key] = prepared[key]
     columns = pd.DataFrame(probabilities, columns=[f"p_{name}" for name in class_names])
@@ -196,10 +190,7 @@ def _tile(axis: Any, row: pd.Series, pixels: np.ndarray | None) -> None:
 
 
 def plot_contact_sheet(
-    prepared: dict[str, np.ndarray],
-    predictions: pd.DataFrame,
-    sheet: dict[str, Any],
-    training_run: dict[str, Any],
+    prepared: dict[str, np.ndarray], predictions: pd.DataFrame, sheet: dict[str, Any]
 ) -> Figure:
     """Each picture as the network saw it (32x32), with its top class and confidence;
     refused files as grey tiles saying why."""
@@ -217,31 +208,29 @@ def plot_contact_sheet(
         axis.axis("off")
     figure.suptitle(
         f"What the network saw: {len(shown)} of {len(predictions)} pictures at 32x32, "
-        f"top class and confidence\n{model_caption(training_run)}",
+        f"top class and confidence\n{caption(origin(predictions))}",
         fontsize=9,
     )
     figure.tight_layout()
     return figure
 
 
-def summarise_predictions(
-    predictions: pd.DataFrame, training_run: dict[str, Any]
-) -> dict[str, Any]:
+def summarise_predictions(predictions: pd.DataFrame) -> dict[str, Any]:
     """Count the pictures predicted (converted among them) and refused; log one line."""
     status = predictions["status"].astype(str)
     refused = status.str.startswith(REFUSED)
     converted = status.str.startswith(CONVERTED)
-    origin = provenance(training_run)
+    labels = origin(predictions)
     logger.info(
         "Predict summary: %d predicted (%d of them converted), %d refused, of %d files; model %s",
         int((~refused).sum()),
         int(converted.sum()),
         int(refused.sum()),
         len(status),
-        origin["model_version"],
+        labels["model_version"],
     )
     return {
-        **origin,
+        **labels,
         "files": len(status),
         "predicted": int((~refused).sum()),
         "converted": int(converted.sum()),

@@ -22,24 +22,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 predict_images,
-                inputs=[
-                    "model",
-                    "user_model_input",
-                    "params:class_names",
-                    "params:predict.batch_size",
-                    "training_run",
-                ],
+                inputs=["model", "user_model_input", "params:predict.batch_size"],
                 outputs="user_predictions",
                 name="predict_images",
             ),
             Node(
                 plot_contact_sheet,
-                inputs=[
-                    "user_model_input",
-                    "user_predictions",
-                    "params:predict.contact_sheet",
-                    "training_run",
-                ],
+                inputs=["user_model_input", "user_predictions", "params:predict.contact_sheet"],
                 outputs="contact_sheet",
                 name="plot_contact_sheet",
             ),
@@ -47,7 +36,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             # plot_contact_sheet, so its summary line ends the run.
             Node(
                 summarise_predictions,
-                inputs=["user_predictions", "training_run"],
+                inputs="user_predictions",
                 outputs="prediction_summary",
                 name="summarise_predictions",
             ),

@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alexnet_cifar10.backend import keras
 from alexnet_cifar10.distribution import Placement, placement
 from alexnet_cifar10.keras_types import KerasCallback, KerasModel
 from alexnet_cifar10.lazy import LazyModule
+from alexnet_cifar10.provenance import TrainedModel
 
 # Loaded on first use: commands that never train (kedro registry, catalog and viz, the
 # data_processing pipeline) do not pay for starting the deep-learning backend.
-keras = LazyModule("keras")
 network = LazyModule("alexnet_cifar10.model")
 fit_callbacks = LazyModule("alexnet_cifar10.pipelines.training.callbacks")
 
@@ -210,12 +211,13 @@ def train_model(  # noqa: PLR0913
     validation: dict[str, np.ndarray],
     params: dict[str, Any],
     seed: int,
+    class_names: list[str],
     run_label: str,
     run_context: dict[str, Any],
     *,
     callbacks: list[KerasCallback] | None = None,
-) -> tuple[KerasModel, pd.DataFrame, dict[str, Any]]:
-    """Compile and fit the network; return it, its history and the facts of the run.
+) -> TrainedModel:
+    """Compile and fit the network; return it with its model card and history.
 
     ``callbacks`` (not a pipeline input) are added after the node's own, for benchmarks
     that watch the fit, e.g. to evaluate the test set per epoch outside the pipeline.
@@ -239,11 +241,13 @@ def train_model(  # noqa: PLR0913
     history = pd.DataFrame(epoch_log.rows)
     devices = ", ".join(where.devices)
     logger.info("Trained %d epochs in %.1f s on %s", len(history), fit_seconds, devices)
-    facts = _run_facts(where, params["batch_size"], fit_seconds, history, train, validation)
-    provenance = {
+    card = {
+        # TrainedModelDataset writes the catalog version the model is saved under.
+        "model_version": None,
         "run_label": run_label,
         "kedro_env": run_context["kedro_env"],
-        "model_version": run_context["save_version"],
+        "class_names": list(class_names),
+        "parameters": {"seed": seed, "training": params},
+        "run": _run_facts(where, params["batch_size"], fit_seconds, history, train, validation),
     }
-    facts = {**provenance, **facts, "parameters": {"seed": seed, **params}}
-    return where.gathered(placed), history, facts
+    return TrainedModel(where.gathered(placed), card, history)

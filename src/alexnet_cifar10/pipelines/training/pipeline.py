@@ -35,10 +35,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "model_input_validation",
                     "params:training",
                     "params:seed",
+                    "params:class_names",
                     "params:run_label",
                     "run_context",
                 ],
-                outputs=["model", "training_history", "training_run"],
+                outputs="model",
                 name="train_model",
             ),
         ]
