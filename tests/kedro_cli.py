@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -12,6 +14,8 @@ import zipfile
 from contextlib import closing
 from pathlib import Path
 
+from click.testing import CliRunner
+from kedro.framework.cli.cli import KedroCLI
 from synthetic_cifar import release_files, write_archive
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,6 +85,34 @@ def kedro(
     )
     result.log = log_file.read_text() if log_file.exists() else ""
     return result
+
+
+class _Messages(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.name} - {record.levelname} - {record.getMessage()}")
+
+
+def kedro_here(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """``kedro ARGS`` through Kedro's own command line, in ``project`` but in this process:
+    the runs of a test share one start of the deep-learning backend, seconds each on this
+    CPU. ``result.log`` holds the log messages, one per line."""
+    messages = _Messages()
+    root = logging.getLogger()
+    root.addHandler(messages)
+    try:
+        with contextlib.chdir(project):
+            result = CliRunner().invoke(KedroCLI(project_path=project), list(args))
+    finally:
+        root.removeHandler(messages)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    completed = subprocess.CompletedProcess(args, result.exit_code, result.output, "")
+    completed.log = "\n".join(messages.lines)
+    return completed
 
 
 def start_kedro(

@@ -13,10 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
-from kedro.framework.cli.cli import KedroCLI
 from kedro.io.core import Version
-from kedro_cli import ENV, kedro, make_project, versions
+from kedro_cli import ENV, kedro, kedro_here, make_project, versions
 from synthetic_cifar import release_files, write_archive
 
 from alexnet_cifar10.datasets import NpzDataset, TrainedModelDataset
@@ -95,7 +93,9 @@ def _last_run(project: Path) -> str:
 
 
 def _ok(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, (
+        result.stdout[-3000:] + result.stderr[-3000:] + result.log[-3000:]
+    )
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -107,7 +107,7 @@ def test_a_full_run_that_evaluates_an_older_model_names_that_model(
     project = finished_project
     [older] = versions(project, "06_models", "alexnet.keras")
     _ok(
-        kedro(
+        kedro_here(
             project,
             "run",
             "--env",
@@ -132,7 +132,9 @@ def test_a_full_run_that_evaluates_an_older_model_names_that_model(
 def test_partial_runs_label_what_they_recompute_by_what_they_read(finished_project: Path) -> None:
     project = finished_project
     [older] = versions(project, "06_models", "alexnet.keras")
-    _ok(kedro(project, "run", "--env", "test", "--pipelines", "training", "--params", "seed=1"))
+    _ok(
+        kedro_here(project, "run", "--env", "test", "--pipelines", "training", "--params", "seed=1")
+    )
     newer = versions(project, "06_models", "alexnet.keras")[-1]
     evaluate = ("run", "--env", "test", "--pipelines", "evaluate")
     runs = {
@@ -144,7 +146,7 @@ def test_partial_runs_label_what_they_recompute_by_what_they_read(finished_proje
     }
     named = {}
     for what, command in runs.items():
-        _ok(kedro(project, *command))
+        _ok(kedro_here(project, *command))
         named[what] = assert_outputs_name_their_model(project, _last_run(project))
     assert named["older model"] == dict.fromkeys(
         ["test_predictions.csv", "training_history.csv", "test_metrics.json"], older
@@ -160,7 +162,7 @@ def test_partial_runs_label_what_they_recompute_by_what_they_read(finished_proje
 def test_only_missing_outputs_reruns_only_what_is_missing(finished_project: Path) -> None:
     project = finished_project
     before = {path for path in (project / "data").rglob("*") if "01_raw" not in path.parts}
-    result = kedro(project, "run", "--env", "test", "--only-missing-outputs")
+    result = kedro_here(project, "run", "--env", "test", "--only-missing-outputs")
     _ok(result)
     assert "Skipping all 12 nodes (all persistent outputs exist)" in result.log
     after = {path for path in (project / "data").rglob("*") if "01_raw" not in path.parts}
@@ -168,7 +170,7 @@ def test_only_missing_outputs_reruns_only_what_is_missing(finished_project: Path
 
     [run] = versions(project, "08_reporting", "test_metrics.json")
     shutil.rmtree(project / "data/08_reporting/test_metrics.json" / run)
-    result = kedro(project, "run", "--env", "test", "--only-missing-outputs")
+    result = kedro_here(project, "run", "--env", "test", "--only-missing-outputs")
     _ok(result)
     ran = [
         line.split("Running node: ")[1].split(":")[0]
@@ -192,7 +194,7 @@ def test_every_runner_saves_what_the_default_runner_saves(
     """Training is seeded and deterministic on this CPU: the same run under another runner
     saves the same model, predictions, metrics and reports."""
     project = make_project(tmp_path / "other")
-    _ok(kedro(project, "run", "--env", "test", *flags))
+    _ok(kedro_here(project, "run", "--env", "test", *flags))
     [run] = versions(project, "06_models", "alexnet.keras")
     [reference] = versions(finished_project, "06_models", "alexnet.keras")
     named = assert_outputs_name_their_model(project, run)
@@ -316,42 +318,35 @@ def cli_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_project(tmp_path_factory.mktemp("cli") / "project")
 
 
-def _cli(project: Path, monkeypatch: pytest.MonkeyPatch, *args: str):
-    """The `kedro` command line of the project, in this process (the mistakes end before
-    any node, so no backend starts)."""
-    monkeypatch.chdir(project)
-    return CliRunner().invoke(KedroCLI(project_path=project), list(args))
-
-
 @pytest.mark.parametrize(("args", "line"), MISTYPED, ids=[args[0] for args, _ in MISTYPED])
 def test_a_mistyped_name_is_one_line_naming_what_exists(
-    cli_project: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], line: str
+    cli_project: Path, args: list[str], line: str
 ) -> None:
-    result = _cli(cli_project, monkeypatch, "run", "--env", "test", *args)
-    assert result.exit_code == 1, result.output
-    assert result.output == f"Error: {line}\n"
+    result = kedro_here(cli_project, "run", "--env", "test", *args)
+    assert result.returncode == 1, result.stdout
+    assert result.stdout == f"Error: {line}\n"
     assert not (cli_project / "data" / "05_model_input").exists()
 
 
 def test_a_mistyped_environment_is_one_line(
-    cli_project: Path, monkeypatch: pytest.MonkeyPatch
+    cli_project: Path,
 ) -> None:
-    result = _cli(cli_project, monkeypatch, "run", "--env", "tset")
-    assert result.exit_code == 1
-    assert result.output == (
+    result = kedro_here(cli_project, "run", "--env", "tset")
+    assert result.returncode == 1
+    assert result.stdout == (
         f"Error: No environment named 'tset' in '{cli_project / 'conf'}'; the environments "
         "are: base, local, quick, test, tuned.\n"
     )
 
 
 def test_a_mistyped_pipeline_to_describe_is_one_line(
-    cli_project: Path, monkeypatch: pytest.MonkeyPatch
+    cli_project: Path,
 ) -> None:
-    result = _cli(cli_project, monkeypatch, "registry", "describe", "evalute")
-    assert result.exit_code == 1
-    assert result.output == f"Error: No pipeline named 'evalute'; the pipelines are: {PIPELINES}.\n"
-    described = _cli(cli_project, monkeypatch, "registry", "describe", "evaluate")
-    assert described.exit_code == 0 and "predict_test_set (predict_test_set)" in described.output
+    result = kedro_here(cli_project, "registry", "describe", "evalute")
+    assert result.returncode == 1
+    assert result.stdout == f"Error: No pipeline named 'evalute'; the pipelines are: {PIPELINES}.\n"
+    described = kedro_here(cli_project, "registry", "describe", "evaluate")
+    assert described.returncode == 0 and "predict_test_set (predict_test_set)" in described.stdout
 
 
 def test_a_load_version_that_is_not_there_names_the_newest_that_are(finished_project: Path) -> None:
