@@ -81,10 +81,10 @@ def main(out: Path) -> None:
     logging.getLogger("alexnet_cifar10").setLevel(logging.INFO)
     params = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="base")
     training = params["parameters"]["training"]
-    # Two steps of global batch 16 (two epochs of one batch). A small learning rate keeps both fits in the regime
-    # where a rounding difference stays small: at the recipe's 0.001 the first Adam step
-    # moves every weight by 0.001, the loss of the next steps rises far above its starting
-    # 2.3, and from there the two fits part.
+    # Two steps of global batch 16 (two epochs of one batch). A small learning rate keeps
+    # both fits in the regime where a rounding difference stays small: at the recipe's 0.001
+    # the first Adam step moves every weight by 0.001, the loss of the next steps rises far
+    # above its starting 2.3, and from there the two fits part.
     training.update(epochs=2, batch_size=16, progress_seconds=1e6)
     training["optimizer"]["learning_rate"] = 1e-5
     # 17 validation images: the last one cannot be split over two devices.
