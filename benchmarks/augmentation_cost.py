@@ -36,14 +36,15 @@ from alexnet_cifar10.model import RandomCropFlip, build_alexnet
 SIDE = 32
 RECIPE_MODEL: dict[str, Any] = {
     "conv_layers": [
-        {"filters": 96, "kernel_size": 3, "strides": 1, "pool": True},
-        {"filters": 256, "kernel_size": 5, "strides": 1, "pool": True},
-        {"filters": 384, "kernel_size": 3, "strides": 1, "pool": False},
-        {"filters": 384, "kernel_size": 3, "strides": 1, "pool": False},
-        {"filters": 256, "kernel_size": 3, "strides": 1, "pool": True},
+        {"filters": 96, "kernel_size": 3, "strides": 1, "pool": True, "batch_norm": True},
+        {"filters": 256, "kernel_size": 5, "strides": 1, "pool": True, "batch_norm": True},
+        {"filters": 384, "kernel_size": 3, "strides": 1, "pool": False, "batch_norm": True},
+        {"filters": 384, "kernel_size": 3, "strides": 1, "pool": False, "batch_norm": True},
+        {"filters": 256, "kernel_size": 3, "strides": 1, "pool": True, "batch_norm": True},
     ],
     "pool_size": 3,
     "pool_strides": 2,
+    "batch_norm_momentum": 0.99,
     "dense_units": [1024, 1024],
     "dropout": 0.5,
 }

@@ -144,7 +144,7 @@ def full_path(
     )
     prepared = prepare_images(folder_dataset.load(), params["predict"]["resize"])
     middle = time.perf_counter()
-    predict_images(trained, prepared, batch)
+    predict_images(trained, prepared, batch, params["predict"]["test_time_augmentation"])
     return prepared, middle - start, time.perf_counter() - middle
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import zipfile
 from contextlib import closing
 from pathlib import Path
 
+import pandas as pd
 from click.testing import CliRunner
 from kedro.framework.cli.cli import KedroCLI
 from synthetic_cifar import release_files, write_archive
@@ -148,6 +150,13 @@ def model_card(project: Path, version: str) -> dict:
     archive = project / "data/06_models/alexnet.keras" / version / "alexnet.keras"
     with zipfile.ZipFile(archive) as model:
         return json.loads(model.read("model_card.json"))
+
+
+def model_history(project: Path, version: str) -> pd.DataFrame:
+    """The training history that a trained model's archive holds."""
+    archive = project / "data/06_models/alexnet.keras" / version / "alexnet.keras"
+    with zipfile.ZipFile(archive) as model:
+        return pd.read_csv(io.BytesIO(model.read("training_history.csv")))
 
 
 def versions(project: Path, layer: str, name: str) -> list[str]:

@@ -271,8 +271,9 @@ def test_ctrl_c_and_sigterm_during_a_run_end_it_with_one_line(
         signal.signal(signum, original)
     assert stop.value.code == status
     assert capfd.readouterr().err == (
-        f"Stopped by {signal.Signals(signum).name}: no partial version was published; run "
-        "again to continue (training resumes when training.resume.enabled).\n"
+        f"Stopped by {signal.Signals(signum).name}: no partial version was published. A "
+        "rerun starts over; with training.resume.enabled it continues after the last "
+        "finished epoch.\n"
     )
 
 

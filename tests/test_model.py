@@ -14,9 +14,12 @@ RECIPE_PARAMETERS = 7_140_618
 RECIPE_MULTIPLY_ADDS = 296_044_544
 # One pooled convolution and no dense layer: the cheapest network to build.
 TINY_NETWORK = {
-    "conv_layers": [{"filters": 2, "kernel_size": 3, "strides": 2, "pool": True}],
+    "conv_layers": [
+        {"filters": 2, "kernel_size": 3, "strides": 2, "pool": True, "batch_norm": True}
+    ],
     "pool_size": 2,
     "pool_strides": 2,
+    "batch_norm_momentum": 0.99,
     "dense_units": [],
     "dropout": 0.5,
 }
@@ -73,12 +76,11 @@ def test_default_parameters_build_the_recipe_topology(recipe_training: dict) -> 
 def test_the_network_follows_every_parameter() -> None:
     params = {
         "conv_layers": [
-            {"filters": 6, "kernel_size": 5, "strides": 2, "pool": True},
-            {"filters": 4, "kernel_size": 3, "strides": 1},
+            {"filters": 6, "kernel_size": 5, "strides": 2, "pool": True, "batch_norm": True},
+            {"filters": 4, "kernel_size": 3, "strides": 1, "pool": False, "batch_norm": True},
         ],
         "pool_size": 2,
         "pool_strides": 1,
-        "batch_norm": True,
         "batch_norm_momentum": 0.9,
         "dense_units": [32],
         "dropout": 0.25,
@@ -106,21 +108,19 @@ def test_the_network_follows_every_parameter() -> None:
     assert model.count_params() == conv + 4 * (6 + 4) + (900 + 1) * 32 + (32 + 1) * 7
 
 
-def test_batch_norm_is_on_by_default_with_keras_momentum_and_can_be_left_out() -> None:
-    params = {
-        "conv_layers": [{"filters": 4, "kernel_size": 3, "strides": 1, "pool": False}],
-        "pool_size": 3,
-        "pool_strides": 2,
-        "dense_units": [],
-        "dropout": 0.5,
-    }
-    [norm] = [
-        layer
-        for layer in build_alexnet(params, 10).layers
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
-    assert norm.momentum == 0.99
-    plain = build_alexnet({**params, "batch_norm": False}, 10)
+def test_batch_norm_follows_each_convolution_that_asks_for_it(recipe_training: dict) -> None:
+    network = recipe_training["model"]
+    conv_layers = [
+        {**conv, "batch_norm": conv["pool"]} for conv in network["conv_layers"]
+    ]  # BatchNorm after the pooled convolutions only: the 1st, 2nd and 5th
+    model = build_alexnet({**network, "conv_layers": conv_layers}, 10)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert [layer.name for layer in norms] == ["bn1", "bn2", "bn5"]
+    assert {layer.momentum for layer in norms} == {network["batch_norm_momentum"]}
+    # Two BatchNorms of 384 channels fewer, 4 weights per channel.
+    assert model.count_params() == RECIPE_PARAMETERS - 2 * 4 * 384 == 7_137_546
+    none = [{**conv, "batch_norm": False} for conv in network["conv_layers"]]
+    plain = build_alexnet({**network, "conv_layers": none}, 10)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in plain.layers)
 
 
@@ -153,19 +153,19 @@ def test_model_scales_uint8_to_unit_range(recipe_training: dict) -> None:
 
 def test_augmentation_is_a_layer_only_when_enabled(recipe_training: dict) -> None:
     params = recipe_training["model"]
-    plain = build_alexnet(params, 10, augmentation={"enabled": False, "pad": 4})
-    augmented = build_alexnet(params, 10, augmentation={"enabled": True, "pad": 2})
+    off = {"enabled": False, "pad": 4, "horizontal_flip": True, "cutout": 0}
+    plain = build_alexnet(params, 10, augmentation=off)
+    augmented = build_alexnet(params, 10, augmentation={**off, "enabled": True, "pad": 2})
     assert not any(isinstance(layer, RandomCropFlip) for layer in plain.layers)
     [layer] = [layer for layer in augmented.layers if isinstance(layer, RandomCropFlip)]
     assert layer.pad == 2 and layer.flip
 
 
-def test_augmentation_defaults_to_the_recipe_and_takes_the_seed() -> None:
-    not_enabled = build_alexnet(TINY_NETWORK, 10, augmentation={"pad": 2, "horizontal_flip": False})
-    assert not any(isinstance(layer, RandomCropFlip) for layer in not_enabled.layers)
-    model = build_alexnet(TINY_NETWORK, 10, augmentation={"enabled": True}, seed=5)
+def test_augmentation_takes_the_seed() -> None:
+    augmentation = {"enabled": True, "pad": 3, "horizontal_flip": False, "cutout": 0}
+    model = build_alexnet(TINY_NETWORK, 10, augmentation=augmentation, seed=5)
     layer = model.get_layer("random_crop_flip")
-    assert (layer.pad, layer.flip, layer.seed) == (4, True, 5)
+    assert (layer.pad, layer.flip, layer.seed) == (3, False, 5)
 
 
 def test_every_layer_but_the_softmax_computes_in_the_precision_asked() -> None:
@@ -176,7 +176,7 @@ def test_every_layer_but_the_softmax_computes_in_the_precision_asked() -> None:
         model = build_alexnet(
             {**TINY_NETWORK, "dense_units": [8]},
             10,
-            augmentation={"enabled": True, "pad": 1, "horizontal_flip": True},
+            augmentation={"enabled": True, "pad": 1, "horizontal_flip": True, "cutout": 0},
             dtype_policy="mixed_bfloat16",
         )
     finally:
@@ -305,3 +305,42 @@ def test_every_augmented_image_is_one_movement_within_pad(
         [(dy, dx, flipped)] = options
         assert abs(dy) <= pad and abs(dx) <= pad
         assert flip or not flipped
+
+
+def test_cutout_zeroes_one_square_of_at_most_its_size_per_image() -> None:
+    images = _random_images(64, shape=(12, 12))
+    layer = RandomCropFlip(pad=0, flip=False, seed=4, cutout=4)
+    cut = _augment(layer, images, training=True)
+    zero = (cut == 0).all(axis=-1)
+    np.testing.assert_array_equal(cut[~zero], images[~zero])  # the rest is untouched
+    sizes = []
+    for mask in zero:
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        assert mask.sum() == len(rows) * len(cols), "one rectangle"
+        assert len(rows) <= 4 and len(cols) <= 4
+        assert np.ptp(rows) == len(rows) - 1 and np.ptp(cols) == len(cols) - 1, "contiguous"
+        sizes.append(mask.sum())
+    # A centre anywhere: most squares lie whole inside, some are cut by an edge.
+    assert max(sizes) == 16 and min(sizes) < 16
+    np.testing.assert_array_equal(_augment(layer, images, training=False), images)
+
+
+def test_cutout_draws_the_same_squares_for_the_same_seed_and_is_in_the_config() -> None:
+    images = _random_images(8, shape=(10, 10))
+    first, again, other = (
+        _augment(RandomCropFlip(pad=1, seed=seed, cutout=3), images, training=True)
+        for seed in (5, 5, 6)
+    )
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    layer = RandomCropFlip(pad=1, seed=5, cutout=3)
+    assert RandomCropFlip.from_config(layer.get_config()).cutout == 3
+
+
+def test_a_network_with_cutout_trains_a_compiled_step() -> None:
+    augmentation = {"enabled": True, "pad": 2, "horizontal_flip": True, "cutout": 8}
+    model = build_alexnet(TINY_NETWORK, 10, augmentation=augmentation, seed=1)
+    model.compile(optimizer="adam", loss="categorical_crossentropy", jit_compile=True)
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    loss = model.train_on_batch(images, np.eye(10, dtype=np.float32)[[0, 1, 2, 3]])
+    assert np.isfinite(loss)

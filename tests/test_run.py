@@ -38,11 +38,12 @@ NOISE = ("I0000", "oneDNN", "cuInit", "absl::", "cuda drivers", "Traceback", "De
 
 
 def snapshot(project: Path) -> dict[str, str]:
-    """Hash of every file under data/ except the raw input."""
+    """Hash of every file under data/ except the raw input and the sessions' record of the
+    last save version they claimed."""
     return {
         str(p.relative_to(project)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted((project / "data").rglob("*"))
-        if p.is_file() and "01_raw" not in p.parts
+        if p.is_file() and "01_raw" not in p.parts and not p.name.startswith(".last_save")
     }
 
 

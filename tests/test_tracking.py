@@ -74,7 +74,8 @@ def test_a_tracking_server_keeps_its_own_artifact_location(tmp_path: Path) -> No
 
 def test_parameters_are_the_ones_the_nodes_read_one_per_key(base_params: dict) -> None:
     used = used_params(evaluate.create_pipeline(), base_params)
-    assert used == {"class_names": base_params["class_names"], "evaluate": {"batch_size": 256}}
+    assert used == {"class_names": base_params["class_names"], "evaluate": base_params["evaluate"]}
+    assert set(base_params["evaluate"]) == {"batch_size", "test_time_augmentation"}
     flat = flat_params(used_params(training.create_pipeline(), base_params))
     assert flat["training.optimizer.learning_rate"] == "0.001"
     assert flat["training.model.dense_units"] == "[1024, 1024]"
@@ -322,7 +323,12 @@ def test_an_evaluate_only_run_is_recorded_against_the_model_it_evaluated(
     assert run.data.tags["mlflow.parentRunId"] == trained.info.run_id
     this_run = run.data.tags["kedro_save_version"]
     assert run.info.run_name == f"evaluate {this_run}"
-    assert set(run.data.params) == {"class_names", "evaluate.batch_size"}
+    assert set(run.data.params) == {
+        "class_names",
+        "evaluate.batch_size",
+        "evaluate.test_time_augmentation.horizontal_flip",
+        "evaluate.test_time_augmentation.shift",
+    }
     metrics = json.loads(_saved(project, "08_reporting", "test_metrics.json", this_run).read_text())
     assert metrics["model_version"] == older
     assert run.data.metrics["test_accuracy"] == metrics["accuracy"]

@@ -39,7 +39,8 @@ WRONG_TOP_LEVEL = [
     (
         "evaluate",
         [256],
-        "Parameter 'evaluate' must be a mapping with the keys ['batch_size']; got [256].",
+        "Parameter 'evaluate' must be a mapping with the keys ['batch_size', "
+        "'test_time_augmentation']; got [256].",
     ),
 ]
 
@@ -89,10 +90,21 @@ def test_an_unknown_key_deep_down_is_named_with_its_neighbours(base_params: dict
     params["training"]["model"]["dropuot"] = 0.5
     assert parameter_problems(params, ["training"]) == [
         "Parameter 'training.model.conv_layers[0].filter' is not a parameter of this project "
-        "(known: ['filters', 'kernel_size', 'pool', 'strides']).",
+        "(known: ['batch_norm', 'filters', 'kernel_size', 'pool', 'strides']).",
         "Parameter 'training.model.dropuot' is not a parameter of this project (known: "
-        "['batch_norm', 'batch_norm_momentum', 'conv_layers', 'dense_units', 'dropout', "
-        "'pool_size', 'pool_strides']).",
+        "['batch_norm_momentum', 'conv_layers', 'dense_units', 'dropout', 'pool_size', "
+        "'pool_strides']).",
+    ]
+
+
+def test_batch_norm_placement_is_a_required_switch_per_convolution(base_params: dict) -> None:
+    params = copy.deepcopy(base_params)
+    first, second, *_ = params["training"]["model"]["conv_layers"]
+    first["batch_norm"] = "yes"
+    del second["batch_norm"]
+    assert parameter_problems(params, ["training"]) == [
+        "Parameter 'training.model.conv_layers[0].batch_norm' must be a valid boolean; got 'yes'.",
+        "Parameter 'training.model.conv_layers[1].batch_norm' is missing.",
     ]
 
 
@@ -186,8 +198,8 @@ def test_the_pooling_plan_follows_strided_layers_without_pooling(
     """A strided convolution keeps ceil(size / strides) ('same' padding): 32 -> 11, then
     pools 11 -> 5 -> 2, too small for a 3x3 window."""
     recipe_training["model"]["conv_layers"] = [
-        {"filters": 8, "kernel_size": 3, "strides": 3, "pool": False},
-        *[{"filters": 8, "kernel_size": 3, "strides": 1, "pool": True}] * 3,
+        {"filters": 8, "kernel_size": 3, "strides": 3, "pool": False, "batch_norm": True},
+        *[{"filters": 8, "kernel_size": 3, "strides": 1, "pool": True, "batch_norm": True}] * 3,
     ]
     assert parameter_problems({**base_params, "training": recipe_training}, ["training"]) == [
         "Parameter 'training.model.conv_layers[3].pool' must be false here: the feature map is "
@@ -204,11 +216,48 @@ def test_weight_decay_is_taken_by_the_optimizers_that_decouple_it(
     assert parameter_problems({**base_params, "training": recipe_training}, ["training"]) == []
 
 
+def test_momentum_and_nesterov_belong_to_the_optimizers_that_take_them(
+    recipe_training: dict, base_params: dict
+) -> None:
+    recipe_training["optimizer"].update(name="adam", momentum=0.9, nesterov=True)
+    assert parameter_problems({**base_params, "training": recipe_training}, ["training"]) == [
+        "Parameter 'training.optimizer.momentum' must be 0 unless training.optimizer.name "
+        "is sgd or rmsprop; got 0.9.",
+        "Parameter 'training.optimizer.nesterov' must be false unless "
+        "training.optimizer.name is sgd with a momentum above 0; got True.",
+    ]
+    recipe_training["optimizer"].update(name="sgd")
+    assert parameter_problems({**base_params, "training": recipe_training}, ["training"]) == []
+    recipe_training["optimizer"].update(momentum=0.0)
+    assert len(parameter_problems({**base_params, "training": recipe_training}, ["training"])) == 1
+
+
+def test_tricks_off_by_default_and_in_range(base_params: dict) -> None:
+    training = base_params["training"]
+    assert training["augmentation"]["cutout"] == 0
+    assert training["optimizer"]["ema"]["enabled"] is False
+    assert base_params["evaluate"]["test_time_augmentation"] == {
+        "horizontal_flip": False,
+        "shift": 0,
+    }
+    params = copy.deepcopy(base_params)
+    params["training"]["augmentation"]["cutout"] = 33
+    params["training"]["optimizer"]["ema"]["momentum"] = 1.0
+    params["evaluate"]["test_time_augmentation"]["shift"] = -1
+    assert parameter_problems(params, ["training", "evaluate"]) == [
+        "Parameter 'evaluate.test_time_augmentation.shift' must be greater than or equal to 0; "
+        "got -1.",
+        "Parameter 'training.augmentation.cutout' must be less than or equal to 32; got 33.",
+        "Parameter 'training.optimizer.ema.momentum' must be less than 1; got 1.0.",
+    ]
+
+
 def test_sections_a_run_does_not_read_never_block_it(base_params: dict) -> None:
     params = {**base_params, "training": "broken", "evaluate": None}
     assert parameter_problems(params, ["seed", "data_processing"]) == []
     assert parameter_problems(params, ["evaluate"]) == [
-        "Parameter 'evaluate' must be a mapping with the keys ['batch_size']; got None."
+        "Parameter 'evaluate' must be a mapping with the keys ['batch_size', "
+        "'test_time_augmentation']; got None."
     ]
     missing = {k: v for k, v in base_params.items() if k != "seed"}
     assert parameter_problems(missing, ["seed"]) == ["Parameter 'seed' is missing."]
@@ -321,7 +370,8 @@ def test_a_list_or_mapping_of_the_other_kind_on_the_command_line_is_named() -> N
             "unknown": [1],
         }
     ) == [
-        "Parameter 'evaluate' must be a mapping with the keys ['batch_size']; got [256].",
+        "Parameter 'evaluate' must be a mapping with the keys ['batch_size', "
+        "'test_time_augmentation']; got [256].",
         "Parameter 'training.model.dense_units' must be a valid list; got {'a': 1}.",
         "Parameter 'training.model.conv_layers' must be a valid list; got {'filters': 4}.",
     ]

@@ -43,7 +43,7 @@ pytestmark = pytest.mark.slow
 PIPELINES = ("data_processing", "training", "evaluate", "predict", "features")
 # What `kedro run` runs, and kedro viz shows first; predict and features run on demand.
 DEFAULT = ("data_processing", "training", "evaluate")
-LAYERS = ["raw", "intermediate", "model_input", "models", "model_output", "reporting"]
+LAYERS = ["raw", "model_input", "models", "model_output", "reporting"]
 PLOT = "confusion_matrix_plot"
 # The page asks for the Inter font from Google Fonts and falls back to local fonts offline.
 ALLOWED_OFFLINE_FAILURES = ("https://fonts.googleapis.com/", "https://fonts.gstatic.com/")

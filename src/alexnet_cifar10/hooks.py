@@ -1,7 +1,6 @@
 """Project hooks, one job each, in any order: check a run before its first node, publish
-the run's Kedro environment, stop cleanly on Ctrl-C or SIGTERM, and let process 0 alone
-write. They raise; the command line
-(``cli.py``) turns the errors a user can fix into one line each."""
+the run's Kedro environment, let process 0 alone write, stop cleanly on Ctrl-C or SIGTERM.
+They raise; ``cli.py`` turns the errors a user can fix into one line each."""
 
 from __future__ import annotations
 
@@ -67,8 +66,7 @@ def _missing_line(name: str, dataset: Any, load_versions: dict[str, str], made_b
 
 
 def _fetch_problem(dataset: Any) -> str | None:
-    """Why a raw input that can fetch itself (``CIFAR10Dataset.fetch``) is not there, or
-    None once it is; a raw input of another kind says so when its node loads it."""
+    """Why a raw input that can fetch itself (``CIFAR10Dataset.fetch``) is not there."""
     try:
         if hasattr(dataset, "fetch"):
             dataset.fetch()
@@ -77,22 +75,11 @@ def _fetch_problem(dataset: Any) -> str | None:
     return None
 
 
-def _placement_check(training: dict[str, Any]) -> None:
-    """A run that trains against the devices and processes it has (the backend starts
-    here, quietly): a data-parallel batch must split over the devices, say."""
-    devices = start_quietly()
-    backend = keras.backend.backend()
-    problems = placement_problems(training, len(devices), cluster().processes, backend)
-    if problems:
-        raise ParameterError("\n".join(problems))
-
-
 class PreflightHook:
-    """Before the first node: every parameter the run reads is valid, every input an
-    earlier run must have saved is there, the raw data is there (downloaded first where
-    the catalog allows it), the KERAS_DISTRIBUTION_* variables, if set, make sense, and a
-    run that trains fits the devices found. Otherwise it raises, with one line per
-    problem, and nothing has run or been written."""
+    """Before the first node: the parameters the run reads are valid, its inputs are
+    there (raw data fetched where the catalog allows), and a run that trains fits the
+    devices and processes found. Otherwise it raises, one line per problem, and nothing
+    has run or been written."""
 
     @hook_impl
     def before_pipeline_run(
@@ -118,9 +105,13 @@ class PreflightHook:
                 lines.append(problem)
         if lines:
             raise MissingInputError("\n".join(lines))
-        cluster()
+        processes = cluster().processes
         if "training" in sections:
-            _placement_check(catalog.load("params:training"))
+            devices = len(start_quietly())
+            backend = keras.backend.backend()
+            training = catalog.load("params:training")
+            if problems := placement_problems(training, devices, processes, backend):
+                raise ParameterError("\n".join(problems))
 
 
 class RunContextHook:
@@ -135,9 +126,9 @@ class RunContextHook:
 
 
 class SingleWriterHook:
-    """In a run of several processes, process 0 alone writes the run's outputs: the others
-    keep theirs in memory, for their own later nodes, and say so in one line. Nothing is
-    written twice, and no process reads a file that another is still writing."""
+    """In a run of several processes, process 0 alone writes the outputs; the others keep
+    theirs in memory for their own later nodes, so no file is written twice or read while
+    another process writes it."""
 
     @hook_impl
     def before_pipeline_run(self, pipeline: Pipeline, catalog: Any) -> None:
@@ -168,12 +159,8 @@ class SingleWriterHook:
 
 
 class GracefulStopHook:
-    """Turns Ctrl-C and SIGTERM during a run into a one-line message and exit status.
-
-    Saves are staged and renamed (see ``datasets.atomic``), so stopping anywhere leaves
-    no half-written version; with ``training.resume.enabled`` a rerun continues training
-    after the last completed epoch.
-    """
+    """Turns Ctrl-C and SIGTERM during a run into one line and an exit status. Saves are
+    staged and renamed (``datasets.atomic``), so no half-written version is left."""
 
     def __init__(self) -> None:
         self._previous: dict[int, Any] = {}
@@ -185,8 +172,8 @@ class GracefulStopHook:
         # handler is half-way through a write, and re-entering it would fail.
         os.write(
             sys.stderr.fileno(),
-            f"Stopped by {name}: no partial version was published; run again to continue "
-            "(training resumes when training.resume.enabled).\n".encode(),
+            f"Stopped by {name}: no partial version was published. A rerun starts over; "
+            "with training.resume.enabled it continues after the last finished epoch.\n".encode(),
         )
         raise SystemExit(128 + signum)
 
@@ -199,15 +186,9 @@ class GracefulStopHook:
 
     @hook_impl
     def after_pipeline_run(self) -> None:
-        """Restore the previous handlers."""
-        self._restore()
-
-    @hook_impl
-    def on_pipeline_error(self) -> None:
-        """Restore the previous handlers."""
-        self._restore()
-
-    def _restore(self) -> None:
+        """Restore the previous handlers (after the run, or its failure)."""
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+
+    on_pipeline_error = after_pipeline_run

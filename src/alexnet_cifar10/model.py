@@ -2,9 +2,10 @@
 
 The network takes uint8 images as stored in the catalog and scales them to [0, 1] in its
 first layer, so model inputs stay uint8 on disk. Its default parameters
-(``conf/base/parameters_training.yml``) are the published recipe: five 'same' convolutions
-with ReLU then BatchNorm, overlapping 3x3/stride-2 max pooling after the 1st, 2nd and 5th,
-two dropout-regularised dense layers and a float32 softmax.
+(``conf/base/parameters_training.yml``) are the published recipe: five 'same'
+convolutions with ReLU, each followed by BatchNorm (``batch_norm`` per convolution),
+overlapping 3x3/stride-2 max pooling after the 1st, 2nd and 5th, two dropout-regularised
+dense layers and a float32 softmax.
 """
 
 from __future__ import annotations
@@ -20,22 +21,30 @@ INPUT_SHAPE = (32, 32, 3)
 
 @keras.saving.register_keras_serializable(package="alexnet_cifar10")
 class RandomCropFlip(layers.Layer):
-    """Random translation by up to ``pad`` pixels (zero fill) and horizontal flip.
+    """Random translation by up to ``pad`` pixels (zero fill), horizontal flip and cutout
+    (a ``cutout`` x ``cutout`` square set to zero at a random centre; DeVries & Taylor).
 
-    Both are expressed as two batched one-hot matrix products, so they run as plain
-    matmuls on any accelerator and backend, with no per-image loop or interpolation.
-    Identity at inference.
+    Translation and flip are two batched one-hot matrix products, cutout an elementwise
+    mask, so they run on any accelerator and backend, compiled with the train step, with
+    no per-image loop or interpolation. Identity at inference.
     """
 
     # Keras reads the parameters of a layer's __init__ to record its config: a mutation
     # run's wrapper would hide them, so this one is left as written.
+    # cutout=0: archives saved before the layer had it load as they were trained.
     def __init__(
-        self, pad: int = 4, flip: bool = True, seed: int | None = None, **kwargs: Any
+        self,
+        pad: int = 4,
+        flip: bool = True,
+        seed: int | None = None,
+        cutout: int = 0,
+        **kwargs: Any,
     ):  # pragma: no mutate block
         super().__init__(**kwargs)
         self.pad = pad
         self.flip = flip
         self.seed = seed
+        self.cutout = cutout
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, images: Any, training: bool | None = None) -> Any:
@@ -53,13 +62,28 @@ class RandomCropFlip(layers.Layer):
         # One-hot rows/cols that point outside the image are all zero: zero padding.
         select_rows = ops.one_hot(rows, height, dtype=images.dtype)
         select_cols = ops.one_hot(cols, width, dtype=images.dtype)
-        return ops.einsum("bij,bjkc,blk->bilc", select_rows, images, select_cols)
+        images = ops.einsum("bij,bjkc,blk->bilc", select_rows, images, select_cols)
+        return self._cut_out(images, batch, height, width) if self.cutout else images
+
+    def _cut_out(self, images: Any, batch: Any, height: int, width: int) -> Any:
+        # The square's top-left corner: its centre anywhere in the image, so a square
+        # near an edge is partly outside it.
+        half = self.cutout // 2
+        top = keras.random.randint((batch, 1), 0, height, seed=self.seed_generator) - half
+        left = keras.random.randint((batch, 1), 0, width, seed=self.seed_generator) - half
+        rows = ops.arange(height)[None, :] - top
+        cols = ops.arange(width)[None, :] - left
+        in_rows = ops.logical_and(rows >= 0, rows < self.cutout)
+        in_cols = ops.logical_and(cols >= 0, cols < self.cutout)
+        square = ops.logical_and(in_rows[:, :, None], in_cols[:, None, :])
+        return images * ops.cast(ops.logical_not(square), images.dtype)[..., None]
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "pad": self.pad, "flip": self.flip, "seed": self.seed}
+        own = {"pad": self.pad, "flip": self.flip, "seed": self.seed, "cutout": self.cutout}
+        return {**super().get_config(), **own}
 
 
 # Passed to keras.saving.load_model so that safe-mode loading rebuilds the custom layer.
@@ -77,10 +101,11 @@ def build_alexnet(
     ``alexnet_cifar10.validation.Network`` says what they may hold)."""
     inputs = keras.Input(shape=INPUT_SHAPE, dtype="uint8", name="image")
     x = layers.Rescaling(1.0 / 255, dtype=dtype_policy, name="scale_to_unit")(inputs)
-    if augmentation and augmentation.get("enabled", False):
+    if augmentation and augmentation["enabled"]:
         x = RandomCropFlip(
-            pad=augmentation.get("pad", 4),
-            flip=augmentation.get("horizontal_flip", True),
+            pad=augmentation["pad"],
+            flip=augmentation["horizontal_flip"],
+            cutout=augmentation["cutout"],
             seed=seed,
             dtype=dtype_policy,
             name="random_crop_flip",
@@ -95,13 +120,13 @@ def build_alexnet(
             dtype=dtype_policy,
             name=f"conv{index}",
         )(x)
-        if params.get("batch_norm", True):
+        if conv["batch_norm"]:
             x = layers.BatchNormalization(
-                momentum=params.get("batch_norm_momentum", 0.99),
+                momentum=params["batch_norm_momentum"],
                 dtype=dtype_policy,
                 name=f"bn{index}",
             )(x)
-        if conv.get("pool", False):
+        if conv["pool"]:
             x = layers.MaxPooling2D(
                 pool_size=params["pool_size"],
                 strides=params["pool_strides"],

@@ -311,11 +311,11 @@ class _Recorder:
     def saved(self, name: str, data: Any) -> None:
         """Record what a node just saved."""
         if name == MODEL:
-            path = _saved_file(self.catalog.get(name))
-            self.attempt(
-                "the model version",
-                lambda: self.set_tags({**_model_tags(data), "model_path": path}),
-            )
+            dataset = self.catalog.get(name)
+            # The card in memory predates the save; the archive's card has the version.
+            saved = {"model_version": dataset.resolve_save_version()}
+            tags = {**_model_tags(data), **saved, "model_path": _saved_file(dataset)}
+            self.attempt("the model version", lambda: self.set_tags(tags))
             self.attempt(
                 "the metric histories", lambda: self.log_metrics(history_metrics(data.history))
             )

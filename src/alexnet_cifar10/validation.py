@@ -32,15 +32,15 @@ class ConvLayer(_Schema):
     filters: PositiveInt
     kernel_size: PositiveInt
     strides: PositiveInt
-    pool: bool = False
+    pool: bool
+    batch_norm: bool
 
 
 class Network(_Schema):
     conv_layers: Annotated[list[ConvLayer], Field(min_length=1)]
     pool_size: PositiveInt
     pool_strides: PositiveInt
-    batch_norm: bool = True
-    batch_norm_momentum: Fraction = 0.99
+    batch_norm_momentum: Fraction
     dense_units: list[PositiveInt]
     dropout: Fraction
 
@@ -49,17 +49,26 @@ class Augmentation(_Schema):
     enabled: bool
     pad: Annotated[int, Field(ge=0, lt=INPUT_SIZE)]
     horizontal_flip: bool
+    cutout: Annotated[int, Field(ge=0, le=INPUT_SIZE)]
+
+
+class WeightAveraging(_Schema):
+    enabled: bool
+    momentum: Fraction
 
 
 class Optimizer(_Schema):
     name: Literal["adam", "adamw", "sgd", "rmsprop"]
     learning_rate: Annotated[float, Field(gt=0)]
-    weight_decay: Annotated[float, Field(ge=0)] | None = None
+    weight_decay: Annotated[float, Field(ge=0)] | None
+    momentum: Fraction
+    nesterov: bool
+    ema: WeightAveraging
 
 
 class LearningRateSchedule(_Schema):
     name: Literal["constant", "warmup_cosine"]
-    warmup_epochs: Annotated[float, Field(ge=0)] = 0
+    warmup_epochs: Annotated[float, Field(ge=0)]
 
 
 class Resume(_Schema):
@@ -90,8 +99,14 @@ class DataProcessing(_Schema):
     sample_images_per_class: PositiveInt
 
 
+class TestTimeAugmentation(_Schema):
+    horizontal_flip: bool
+    shift: Annotated[int, Field(ge=0, lt=INPUT_SIZE)]
+
+
 class Evaluate(_Schema):
     batch_size: PositiveInt
+    test_time_augmentation: TestTimeAugmentation
 
 
 ColourLevel = Annotated[int, Field(ge=0, le=255)]
@@ -110,6 +125,7 @@ class ContactSheet(_Schema):
 
 class Predict(_Schema):
     batch_size: PositiveInt
+    test_time_augmentation: TestTimeAugmentation
     resize: ResizePolicy
     contact_sheet: ContactSheet
 
@@ -235,6 +251,17 @@ def _training_rules(training: Training) -> list[str]:
         problems.append(
             "Parameter 'training.optimizer.weight_decay' must be null unless "
             f"training.optimizer.name is adamw or sgd; got {decay!r}."
+        )
+    optimizer = training.optimizer
+    if optimizer.momentum and optimizer.name not in ("sgd", "rmsprop"):
+        problems.append(
+            "Parameter 'training.optimizer.momentum' must be 0 unless "
+            f"training.optimizer.name is sgd or rmsprop; got {optimizer.momentum!r}."
+        )
+    if optimizer.nesterov and (optimizer.name != "sgd" or not optimizer.momentum):
+        problems.append(
+            "Parameter 'training.optimizer.nesterov' must be false unless "
+            "training.optimizer.name is sgd with a momentum above 0; got True."
         )
     warmup = training.lr_schedule.warmup_epochs
     if warmup >= training.epochs:

@@ -20,16 +20,23 @@ from alexnet_cifar10.model import build_alexnet
 from alexnet_cifar10.provenance import TrainedModel
 
 TINY = {
-    "conv_layers": [{"filters": 4, "kernel_size": 3, "strides": 1, "pool": True}],
+    "conv_layers": [
+        {"filters": 4, "kernel_size": 3, "strides": 1, "pool": True, "batch_norm": True}
+    ],
     "pool_size": 3,
     "pool_strides": 2,
+    "batch_norm_momentum": 0.99,
     "dense_units": [8],
     "dropout": 0.5,
 }
 
 
 def test_round_trip_predicts_the_same(tmp_path: Path) -> None:
-    model = build_alexnet(TINY, num_classes=10, augmentation={"enabled": True})
+    model = build_alexnet(
+        TINY,
+        num_classes=10,
+        augmentation={"enabled": True, "pad": 4, "horizontal_flip": True, "cutout": 0},
+    )
     path = str(tmp_path / "m.keras")
     KerasModelDataset(filepath=path, version=Version(None, None)).save(model)
     loaded = KerasModelDataset(filepath=path, version=Version(None, None)).load()
@@ -82,7 +89,11 @@ def test_loads_the_project_layers_without_their_registration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As in a process that never imported the model module: the dataset brings them."""
-    model = build_alexnet(TINY, num_classes=10, augmentation={"enabled": True})
+    model = build_alexnet(
+        TINY,
+        num_classes=10,
+        augmentation={"enabled": True, "pad": 4, "horizontal_flip": True, "cutout": 0},
+    )
     path = str(tmp_path / "m.keras")
     KerasModelDataset(filepath=path).save(model)
     monkeypatch.delitem(keras.saving.get_custom_objects(), "alexnet_cifar10>RandomCropFlip")
@@ -138,10 +149,14 @@ JAX_SCRIPT = textwrap.dedent(
         labels = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
         return {"images": rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8), "labels": labels}
     params = {
-        "model": {"conv_layers": [{"filters": 4, "kernel_size": 3, "strides": 1, "pool": True}],
-                  "pool_size": 3, "pool_strides": 2, "dense_units": [8], "dropout": 0.5},
-        "augmentation": {"enabled": True, "pad": 4, "horizontal_flip": True},
-        "optimizer": {"name": "adamw", "learning_rate": 0.001, "weight_decay": 0.0001},
+        "model": {"conv_layers": [{"filters": 4, "kernel_size": 3, "strides": 1,
+                                   "pool": True, "batch_norm": True}],
+                  "pool_size": 3, "pool_strides": 2, "batch_norm_momentum": 0.99,
+                  "dense_units": [8], "dropout": 0.5},
+        "augmentation": {"enabled": True, "pad": 4, "horizontal_flip": True, "cutout": 4},
+        "optimizer": {"name": "adamw", "learning_rate": 0.001, "weight_decay": 0.0001,
+                      "momentum": 0.0, "nesterov": False,
+                      "ema": {"enabled": True, "momentum": 0.9}},
         "lr_schedule": {"name": "warmup_cosine", "warmup_epochs": 0.5},
         "loss": "categorical_crossentropy", "label_smoothing": 0.1, "epochs": 1,
         "batch_size": 16, "distribution": "one_device", "precision": "float32",

@@ -20,6 +20,7 @@ from alexnet_cifar10.pipelines.evaluate.nodes import (
 )
 from alexnet_cifar10.provenance import MixedModelsError, TrainedModel, caption, labelled
 
+NO_TTA = {"horizontal_flip": False, "shift": 0}
 CLASSES = ["a", "b", "c"]
 LABELS = {
     "model_version": "2026-01-02T03.04.05.678Z",
@@ -170,7 +171,7 @@ def test_predictions_table_has_classes_and_probabilities() -> None:
     answers = [[0.2, 0.5, 0.3], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]]
     model = _FixedModel(answers)
     card = {**LABELS, "class_names": CLASSES}
-    frame = predict_test_set(TrainedModel(model, card, pd.DataFrame()), test, 2)
+    frame = predict_test_set(TrainedModel(model, card, pd.DataFrame()), test, 2, NO_TTA)
     # The configured batch size, and no Keras progress bar in the run's log.
     assert model.calls == [{"images": 4, "batch_size": 2, "bar": False}]
     expected = pd.DataFrame(

@@ -10,9 +10,12 @@ import pytest
 from synthetic_cifar import CLASS_NAMES
 
 TINY = {
-    "conv_layers": [{"filters": 4, "kernel_size": 3, "strides": 1, "pool": True}],
+    "conv_layers": [
+        {"filters": 4, "kernel_size": 3, "strides": 1, "pool": True, "batch_norm": True}
+    ],
     "pool_size": 3,
     "pool_strides": 2,
+    "batch_norm_momentum": 0.99,
     "dense_units": [8, 6],
     "dropout": 0.5,
 }

@@ -37,6 +37,7 @@ from alexnet_cifar10.pipelines.predict.nodes import (
 )
 from alexnet_cifar10.provenance import TrainedModel, labelled
 
+NO_TTA = {"horizontal_flip": False, "shift": 0}
 RESIZE = {"fit": "crop", "resample": "lanczos", "background": [255, 255, 255]}
 CLASSES = ["a", "b", "c", "d"]
 LABELS = {
@@ -224,7 +225,7 @@ def _prepared_table() -> dict[str, np.ndarray]:
 
 def test_predictions_have_top_3_every_probability_and_the_model_version() -> None:
     model = _FixedModel()
-    frame = predict_images(_trained(model), _prepared_table(), 8)
+    frame = predict_images(_trained(model), _prepared_table(), 8, NO_TTA)
     assert model.seen == 2, "refused files never reach the model"
     assert model.asked == [(8, False)], "in the configured batches, without a progress bar"
     assert list(frame.columns) == [
@@ -247,7 +248,7 @@ def test_predictions_have_top_3_every_probability_and_the_model_version() -> Non
 
 def test_equal_probabilities_rank_in_the_order_of_the_classes() -> None:
     model = _FixedModel((0.2, 0.2, 0.3, 0.3))
-    frame = predict_images(_trained(model), _prepared_table(), 8)
+    frame = predict_images(_trained(model), _prepared_table(), 8, NO_TTA)
     assert frame.loc[0, ["top1_class", "top2_class", "top3_class"]].tolist() == ["c", "d", "a"]
 
 
@@ -255,13 +256,13 @@ def test_a_folder_of_refused_files_still_gets_its_table() -> None:
     table = {key: value[1:2] for key, value in _prepared_table().items() if key != "images"}
     table["images"] = np.zeros((0, 32, 32, 3), np.uint8)
     model = _FixedModel()
-    frame = predict_images(_trained(model), table, 8)
+    frame = predict_images(_trained(model), table, 8, NO_TTA)
     assert model.seen == 0 and frame["top1_class"].isna().all()
 
 
 def test_contact_sheet_has_a_tile_per_file_saying_what_was_seen() -> None:
     prepared = _prepared_table()
-    frame = predict_images(_trained(_FixedModel()), prepared, 8)
+    frame = predict_images(_trained(_FixedModel()), prepared, 8, NO_TTA)
     figure = plot_contact_sheet(prepared, frame, {"columns": 2, "max_images": 3})
     axes = figure.get_axes()
     assert len(axes) == 4 and not axes[3].axison
@@ -281,7 +282,7 @@ def test_contact_sheet_tiles_show_their_own_pixels_and_a_refusal_in_full() -> No
             [np.full((32, 32, 3), 10, np.uint8), np.full((32, 32, 3), 20, np.uint8)]
         ),
     }
-    frame = predict_images(_trained(_FixedModel()), prepared, 8)
+    frame = predict_images(_trained(_FixedModel()), prepared, 8, NO_TTA)
     figure = plot_contact_sheet(prepared, frame, {"columns": 3, "max_images": 2})
     accepted, refused = figure.get_axes()
     # A name over 22 characters keeps its last 19, after an ellipsis.
@@ -313,7 +314,7 @@ def test_a_long_refusal_is_cut_to_five_lines_of_24_and_a_short_name_kept_whole()
         "status": np.array(["refused: " + " ".join(["twelvelength"] * 7)]),
         "images": np.zeros((0, 32, 32, 3), np.uint8),
     }
-    frame = predict_images(_trained(_FixedModel()), prepared, 8)
+    frame = predict_images(_trained(_FixedModel()), prepared, 8, NO_TTA)
     [tile] = plot_contact_sheet(prepared, frame, {"columns": 4, "max_images": 9}).get_axes()
     # Two of these words with their space are 25 characters: one word a line.
     assert tile.texts[0].get_text().split("\n") == ["twelvelength"] * 5

@@ -34,6 +34,7 @@ def test_a_folder_becomes_predictions_a_contact_sheet_and_a_summary(tmp_path: Pa
     inputs = {
         "model": TrainedModel(_UniformModel(), CARD, pd.DataFrame()),
         "params:predict.batch_size": 4,
+        "params:predict.test_time_augmentation": {"horizontal_flip": False, "shift": 0},
         "params:predict.resize": {"fit": "crop", "resample": "lanczos", "background": [0, 0, 0]},
         "params:predict.contact_sheet": {"columns": 4, "max_images": 100},
     }

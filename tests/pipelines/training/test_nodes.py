@@ -126,7 +126,7 @@ def test_the_learning_rate_warms_up_linearly_then_decays_along_a_cosine(
 def test_without_warmup_epochs_the_cosine_starts_at_the_rate(
     tiny_training: dict, epochs: int, steps_per_epoch: int, rates: dict[int, float]
 ) -> None:
-    tiny_training.update(epochs=epochs, lr_schedule={"name": "warmup_cosine"})
+    tiny_training.update(epochs=epochs, lr_schedule={"name": "warmup_cosine", "warmup_epochs": 0})
     tiny_training["optimizer"]["learning_rate"] = 0.1
     schedule = _learning_rate(tiny_training, steps_per_epoch)
     assert {step: _rate(schedule, step) for step in rates} == pytest.approx(rates, abs=1e-7)
@@ -135,7 +135,12 @@ def test_without_warmup_epochs_the_cosine_starts_at_the_rate(
 def test_compile_takes_the_optimizer_loss_and_xla_asked(tiny_training: dict) -> None:
     model = _build(tiny_training)
     tiny_training.update(
-        optimizer={"name": "adamw", "learning_rate": 0.002, "weight_decay": 0.05},
+        optimizer={
+            **tiny_training["optimizer"],
+            "name": "adamw",
+            "learning_rate": 0.002,
+            "weight_decay": 0.05,
+        },
         loss="categorical_focal_crossentropy",
         label_smoothing=0.1,
         jit_compile=False,
@@ -149,10 +154,23 @@ def test_compile_takes_the_optimizer_loss_and_xla_asked(tiny_training: dict) -> 
     assert model.jit_compile is False
 
 
+def test_compile_takes_nesterov_momentum_and_weight_averaging(tiny_training: dict) -> None:
+    model = _build(tiny_training)
+    tiny_training["optimizer"].update(
+        name="sgd", learning_rate=0.05, momentum=0.9, nesterov=True,
+        ema={"enabled": True, "momentum": 0.95},
+    )  # fmt: skip
+    _compile(model, tiny_training, steps_per_epoch=10)
+    optimizer = model.optimizer
+    assert type(optimizer) is keras.optimizers.SGD
+    assert (optimizer.momentum, optimizer.nesterov) == (0.9, True)
+    assert (optimizer.use_ema, optimizer.ema_momentum) == (True, 0.95)
+
+
 def test_compile_without_weight_decay_with_a_warmup_schedule(tiny_training: dict) -> None:
     model = _build(tiny_training)
     tiny_training.update(
-        optimizer={"name": "sgd", "learning_rate": 0.01},
+        optimizer={**tiny_training["optimizer"], "name": "sgd", "learning_rate": 0.01},
         lr_schedule={"name": "warmup_cosine", "warmup_epochs": 1},
         epochs=2,
         jit_compile=True,
@@ -435,3 +453,25 @@ def test_a_diverged_fit_leaves_no_resume_point(tiny_training: dict, tmp_path: Pa
     with pytest.raises(TrainingDivergedError):
         _fit_model(_build(tiny_training), train, make_split(16, 1), tiny_training, 0, "t", CONTEXT)
     assert not any(path.is_file() for path in tmp_path.rglob("*"))
+
+
+def test_weight_averaging_validates_and_saves_the_averaged_weights(tiny_training: dict) -> None:
+    """Every epoch is validated with the averaged weights, and the model that the node
+    returns holds them: with a momentum near 1 they stay close to the initial ones."""
+    tiny_training.update(epochs=2)
+    tiny_training["optimizer"].update(learning_rate=0.01, ema={"enabled": True, "momentum": 0.999})
+    untrained = _build(tiny_training)
+    start = [weight.copy() for weight in untrained.get_weights()]
+    model, history, _ = _fit_model(
+        untrained, make_split(64), make_split(32, 1), tiny_training, 0, "t", CONTEXT
+    )
+    assert len(history) == 2 and history["val_loss"].notna().all()
+    kernel = model.get_layer("fc1").kernel
+    first = next(w for w in start if w.shape == tuple(kernel.shape))
+    moved = np.abs(keras.ops.convert_to_numpy(kernel) - first).max()
+    tiny_training["optimizer"]["ema"]["enabled"] = False
+    plain, _, _ = _fit_model(
+        _build(tiny_training), make_split(64), make_split(32, 1), tiny_training, 0, "t", CONTEXT
+    )
+    plain_moved = np.abs(keras.ops.convert_to_numpy(plain.get_layer("fc1").kernel) - first).max()
+    assert moved < plain_moved / 5

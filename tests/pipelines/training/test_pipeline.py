@@ -28,6 +28,7 @@ def test_training_then_evaluate(tiny_training: dict, tmp_path: Path) -> None:
         "params:run_label": "slice run",
         "params:class_names": CLASS_NAMES,
         "params:evaluate.batch_size": 8,
+        "params:evaluate.test_time_augmentation": {"horizontal_flip": True, "shift": 0},
     }
     catalog = DataCatalog(datasets={k: MemoryDataset(v) for k, v in inputs.items()})
     catalog["model"] = TrainedModelDataset(

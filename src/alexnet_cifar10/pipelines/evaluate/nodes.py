@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from alexnet_cifar10.inference import predict_probabilities
 from alexnet_cifar10.provenance import TrainedModel, caption, labelled, origin
 
 logger = logging.getLogger(__name__)
@@ -25,12 +26,17 @@ _EPSILON = 1e-7
 
 
 def predict_test_set(
-    model: TrainedModel, test: dict[str, np.ndarray], batch_size: int
+    model: TrainedModel,
+    test: dict[str, np.ndarray],
+    batch_size: int,
+    test_time_augmentation: dict[str, Any],
 ) -> pd.DataFrame:
     """Class probabilities, predicted and true class of every test image, by its index
     in the official test batch, with the model that predicted them."""
     names = np.asarray(model.card["class_names"])
-    probabilities = model.network.predict(test["images"], batch_size=batch_size, verbose=0)
+    probabilities = predict_probabilities(
+        model.network, test["images"], batch_size, test_time_augmentation
+    )
     true = test["labels"].argmax(axis=1)
     predicted = probabilities.argmax(axis=1)
     frame = pd.DataFrame(

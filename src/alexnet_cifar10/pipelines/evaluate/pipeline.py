@@ -18,7 +18,12 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 predict_test_set,
-                inputs=["model", "model_input_test", "params:evaluate.batch_size"],
+                inputs=[
+                    "model",
+                    "model_input_test",
+                    "params:evaluate.batch_size",
+                    "params:evaluate.test_time_augmentation",
+                ],
                 outputs="test_predictions",
                 name="predict_test_set",
             ),

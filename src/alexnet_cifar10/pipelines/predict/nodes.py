@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageOps
 
 from alexnet_cifar10.datasets.user_image_dataset import ImageRefusedError, UserImage
+from alexnet_cifar10.inference import predict_probabilities
 from alexnet_cifar10.provenance import TrainedModel, caption, labelled, origin
 from alexnet_cifar10.validation import INPUT_SIZE
 
@@ -146,15 +147,18 @@ def _top_classes(probabilities: np.ndarray, class_names: list[str]) -> pd.DataFr
 
 
 def predict_images(
-    model: TrainedModel, prepared: dict[str, np.ndarray], batch_size: int
+    model: TrainedModel,
+    prepared: dict[str, np.ndarray],
+    batch_size: int,
+    test_time_augmentation: dict[str, Any],
 ) -> pd.DataFrame:
     """Top-3 classes and every class probability of each accepted picture, with the
     model that gave them; a refused file keeps its row, status and empty classes."""
     accepted, class_names = prepared["accepted"], model.card["class_names"]
     probabilities = np.full((len(accepted), len(class_names)), np.nan, dtype=np.float32)
     if accepted.any():
-        probabilities[accepted] = model.network.predict(
-            prepared["images"], batch_size=batch_size, verbose=0
+        probabilities[accepted] = predict_probabilities(
+            model.network, prepared["images"], batch_size, test_time_augmentation
         )
     frame = pd.DataFrame({"file": prepared["file_name"], "status": prepared["status"]})
     frame = pd.concat([frame, _top_classes(probabilities, class_names)], axis=1)

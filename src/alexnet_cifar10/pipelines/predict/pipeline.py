@@ -22,7 +22,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 predict_images,
-                inputs=["model", "user_model_input", "params:predict.batch_size"],
+                inputs=[
+                    "model",
+                    "user_model_input",
+                    "params:predict.batch_size",
+                    "params:predict.test_time_augmentation",
+                ],
                 outputs="user_predictions",
                 name="predict_images",
             ),

@@ -75,7 +75,7 @@ def _learning_rate(params: dict[str, Any], steps_per_epoch: int) -> Any:
     if schedule["name"] == "constant":
         return rate
     total = params["epochs"] * steps_per_epoch
-    warmup = round(schedule.get("warmup_epochs", 0) * steps_per_epoch)
+    warmup = round(schedule["warmup_epochs"] * steps_per_epoch)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else rate,
         decay_steps=max(total - warmup, 1),
@@ -86,9 +86,17 @@ def _learning_rate(params: dict[str, Any], steps_per_epoch: int) -> Any:
 
 def _compile(model: KerasModel, params: dict[str, Any], steps_per_epoch: int) -> None:
     opt = params["optimizer"]
-    kwargs: dict[str, Any] = {"learning_rate": _learning_rate(params, steps_per_epoch)}
-    if opt.get("weight_decay") is not None:
+    kwargs: dict[str, Any] = {
+        "learning_rate": _learning_rate(params, steps_per_epoch),
+        "use_ema": opt["ema"]["enabled"],
+        "ema_momentum": opt["ema"]["momentum"],
+    }
+    if opt["weight_decay"] is not None:
         kwargs["weight_decay"] = opt["weight_decay"]
+    if opt["name"] in ("sgd", "rmsprop"):
+        kwargs["momentum"] = opt["momentum"]
+    if opt["name"] == "sgd":
+        kwargs["nesterov"] = opt["nesterov"]
     loss = getattr(keras.losses, LOSSES[params["loss"]])
     model.compile(
         optimizer=getattr(keras.optimizers, OPTIMIZERS[opt["name"]])(**kwargs),
@@ -149,7 +157,9 @@ def _callbacks(
         batch_size=batch,
         every_seconds=params["progress_seconds"],
     )
-    callbacks = [progress, epoch_log]
+    # Validation with the averaged weights (fit ends by copying them into the model).
+    averaged = [keras.callbacks.SwapEMAWeights()] if params["optimizer"]["ema"]["enabled"] else []
+    callbacks = [*averaged, progress, epoch_log]
     if params["resume"]["enabled"]:
         callbacks.append(fit_callbacks.ResumePoint(_resume_dir(params, seed, train), epoch_log))
     return epoch_log, callbacks
