@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
-from kedro_cli import REPO, kedro, model_card, versions
+from kedro_cli import REPO, kedro, model_card, model_history, versions
 
 from alexnet_cifar10.pipelines import data_processing, evaluate, training
 from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
@@ -284,8 +284,8 @@ def test_two_runs_started_together_are_two_mlflow_runs_with_their_own_records(
         assert flat_params({"training": parameters["training"]}).items() <= run.data.params.items()
         assert run.data.params["seed"] == str(parameters["seed"])
 
-        # One point per epoch of every history, equal to the run's own training_history.
-        saved = pd.read_csv(_saved(project, "07_model_output", "training_history.csv", version))
+        # One point per epoch of every history, equal to the history in the model's archive.
+        saved = model_history(project, version)
         epochs = int(run.data.params["training.epochs"])
         assert saved["epoch"].tolist() == list(range(1, epochs + 1))
         for metric in HISTORIES:
