@@ -151,6 +151,52 @@ def build_alexnet(
     return keras.Model(inputs, outputs, name="alexnet_cifar10")
 
 
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
+LOSSES = {
+    "categorical_crossentropy": "CategoricalCrossentropy",
+    "categorical_focal_crossentropy": "CategoricalFocalCrossentropy",
+}
+
+
+def learning_rate(params: Mapping[str, Any], steps_per_epoch: int) -> Any:
+    """The constant rate, or a cosine decay after a linear warm-up, per optimizer step."""
+    rate = params["optimizer"]["learning_rate"]
+    schedule = params["lr_schedule"]
+    if schedule["name"] == "constant":
+        return rate
+    total = params["epochs"] * steps_per_epoch
+    warmup = round(schedule["warmup_epochs"] * steps_per_epoch)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else rate,
+        decay_steps=max(total - warmup, 1),
+        warmup_target=rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def compile_model(model: keras.Model, params: Mapping[str, Any], steps_per_epoch: int) -> None:
+    """Compile with the optimizer, schedule, loss and XLA setting of ``params`` (training)."""
+    opt = params["optimizer"]
+    kwargs: dict[str, Any] = {
+        "learning_rate": learning_rate(params, steps_per_epoch),
+        "use_ema": opt["ema"]["enabled"],
+        "ema_momentum": opt["ema"]["momentum"],
+    }
+    if opt["weight_decay"] is not None:
+        kwargs["weight_decay"] = opt["weight_decay"]
+    if opt["name"] in ("sgd", "rmsprop"):
+        kwargs["momentum"] = opt["momentum"]
+    if opt["name"] == "sgd":
+        kwargs["nesterov"] = opt["nesterov"]
+    loss = getattr(keras.losses, LOSSES[params["loss"]])
+    model.compile(
+        optimizer=getattr(keras.optimizers, OPTIMIZERS[opt["name"]])(**kwargs),
+        loss=loss(label_smoothing=params["label_smoothing"]),
+        metrics=["accuracy"],
+        jit_compile=params["jit_compile"],
+    )
+
+
 def _multiply_adds(layer: layers.Layer) -> int:
     """Multiply-adds per image of a convolution or dense layer; 0 for the others
     (scaling, BatchNorm and pooling are elementwise or comparisons, and cost little)."""

@@ -16,15 +16,12 @@ import pytest
 from synthetic_cifar import CLASS_NAMES, make_split
 
 from alexnet_cifar10.distribution import ENGINES, placement
-from alexnet_cifar10.pipelines.training.callbacks import ResumePoint
+from alexnet_cifar10.model import compile_model, learning_rate
+from alexnet_cifar10.pipelines.training.callbacks import ResumePoint, fit_callbacks, resume_dir
 from alexnet_cifar10.pipelines.training.nodes import (
     TrainingDivergedError,
-    _callbacks,
-    _compile,
     _fit,
-    _learning_rate,
     _package_version,
-    _resume_dir,
     _run_facts,
     build_model,
     summarise_model,
@@ -102,7 +99,7 @@ def _rate(schedule: Any, step: int) -> float:
 
 
 def test_a_constant_learning_rate_is_the_optimizers(tiny_training: dict) -> None:
-    assert _learning_rate(tiny_training, 10) == tiny_training["optimizer"]["learning_rate"]
+    assert learning_rate(tiny_training, 10) == tiny_training["optimizer"]["learning_rate"]
 
 
 def test_the_learning_rate_warms_up_linearly_then_decays_along_a_cosine(
@@ -110,7 +107,7 @@ def test_the_learning_rate_warms_up_linearly_then_decays_along_a_cosine(
 ) -> None:
     tiny_training.update(epochs=4, lr_schedule={"name": "warmup_cosine", "warmup_epochs": 1})
     tiny_training["optimizer"]["learning_rate"] = 0.1
-    schedule = _learning_rate(tiny_training, 10)
+    schedule = learning_rate(tiny_training, 10)
     # 10 steps of warmup from 0, then half a cosine over the 30 steps left.
     steps = (0, 5, 10, 25, 40)
     assert [_rate(schedule, step) for step in steps] == pytest.approx(
@@ -128,7 +125,7 @@ def test_without_warmup_epochs_the_cosine_starts_at_the_rate(
 ) -> None:
     tiny_training.update(epochs=epochs, lr_schedule={"name": "warmup_cosine", "warmup_epochs": 0})
     tiny_training["optimizer"]["learning_rate"] = 0.1
-    schedule = _learning_rate(tiny_training, steps_per_epoch)
+    schedule = learning_rate(tiny_training, steps_per_epoch)
     assert {step: _rate(schedule, step) for step in rates} == pytest.approx(rates, abs=1e-7)
 
 
@@ -145,7 +142,7 @@ def test_compile_takes_the_optimizer_loss_and_xla_asked(tiny_training: dict) -> 
         label_smoothing=0.1,
         jit_compile=False,
     )
-    _compile(model, tiny_training, steps_per_epoch=10)
+    compile_model(model, tiny_training, steps_per_epoch=10)
     assert type(model.optimizer) is keras.optimizers.AdamW
     assert model.optimizer.weight_decay == 0.05
     assert keras.ops.convert_to_numpy(model.optimizer.learning_rate) == pytest.approx(0.002)
@@ -160,7 +157,7 @@ def test_compile_takes_nesterov_momentum_and_weight_averaging(tiny_training: dic
         name="sgd", learning_rate=0.05, momentum=0.9, nesterov=True,
         ema={"enabled": True, "momentum": 0.95},
     )  # fmt: skip
-    _compile(model, tiny_training, steps_per_epoch=10)
+    compile_model(model, tiny_training, steps_per_epoch=10)
     optimizer = model.optimizer
     assert type(optimizer) is keras.optimizers.SGD
     assert (optimizer.momentum, optimizer.nesterov) == (0.9, True)
@@ -175,7 +172,7 @@ def test_compile_without_weight_decay_with_a_warmup_schedule(tiny_training: dict
         epochs=2,
         jit_compile=True,
     )
-    _compile(model, tiny_training, steps_per_epoch=10)
+    compile_model(model, tiny_training, steps_per_epoch=10)
     assert type(model.optimizer) is keras.optimizers.SGD
     assert model.optimizer.weight_decay is None
     assert keras.ops.convert_to_numpy(model.optimizer.learning_rate) == 0.0, "warming up"
@@ -197,15 +194,15 @@ def test_the_fit_callbacks_count_steps_of_each_batch(tiny_training: dict, tmp_pa
         resume={"enabled": True, "backup_dir": str(tmp_path)},
     )
     train, validation = make_split(70), make_split(20, 1)
-    epoch_log, (progress, log, resume) = _callbacks(tiny_training, 3, train, validation)
+    epoch_log, (progress, log, resume) = fit_callbacks(tiny_training, 3, train, validation)
     assert log is epoch_log and epoch_log.epochs == 4
     # 70 images: 4 batches of 16 and one of 6; 20 validation images: 2 batches.
     assert (progress.epochs, progress.steps_per_epoch, progress.validation_steps) == (4, 5, 2)
     assert (progress.batch_size, progress.every_seconds) == (16, 5.0)
     assert isinstance(resume, ResumePoint) and resume.epoch_log is epoch_log
-    assert resume.backup_dir == str(_resume_dir(tiny_training, 3, train))
+    assert resume.backup_dir == str(resume_dir(tiny_training, 3, train))
     tiny_training["resume"]["enabled"] = False
-    assert len(_callbacks(tiny_training, 3, train, validation)[1]) == 2
+    assert len(fit_callbacks(tiny_training, 3, train, validation)[1]) == 2
 
 
 class _RecordingModel:
@@ -389,7 +386,7 @@ def test_a_fit_stopped_after_epoch_1_resumes_at_epoch_2(
             callbacks=[_CrashAfterFirstEpoch()],
         )  # fmt: skip
     [folder] = tmp_path.iterdir()
-    assert folder == _resume_dir(tiny_training, 0, train)
+    assert folder == resume_dir(tiny_training, 0, train)
     saved = json.loads((folder / "history.json").read_text())
     assert [row["epoch"] for row in saved] == [1]
     with caplog.at_level("INFO"):
@@ -406,24 +403,24 @@ def test_each_fit_resumes_from_its_own_folder(tiny_training: dict, tmp_path: Pat
     """Parameters, seed and training data name the folder; where the fit runs does not."""
     params = {**tiny_training, "resume": {"enabled": True, "backup_dir": str(tmp_path)}}
     train = make_split(64)
-    folder = _resume_dir(params, 0, train)
+    folder = resume_dir(params, 0, train)
     assert folder.parent == tmp_path and len(folder.name) == 16
     elsewhere = {**params, "progress_seconds": 1, "distribution": "data_parallel"}
-    assert _resume_dir(elsewhere, 0, train) == folder
+    assert resume_dir(elsewhere, 0, train) == folder
     relabelled = {**train, "labels": train["labels"][::-1].copy()}
     repainted = {**train, "images": train["images"].copy()}
     repainted["images"][0] ^= 1
     others = {
-        _resume_dir(params, 1, train),
-        _resume_dir({**params, "epochs": 2}, 0, train),
-        _resume_dir(params, 0, relabelled),
-        _resume_dir(params, 0, repainted),
+        resume_dir(params, 1, train),
+        resume_dir({**params, "epochs": 2}, 0, train),
+        resume_dir(params, 0, relabelled),
+        resume_dir(params, 0, repainted),
     }
     assert folder not in others and len(others) == 4
     # The parameters as another file lists them: the same fit.
     reordered = {key: params[key] for key in reversed(params)}
     reordered["optimizer"] = dict(reversed(params["optimizer"].items()))
-    assert _resume_dir(reordered, 0, train) == folder
+    assert resume_dir(reordered, 0, train) == folder
 
 
 def _repainted(split: dict[str, np.ndarray], index: int) -> dict[str, np.ndarray]:
@@ -437,13 +434,11 @@ def test_the_resume_folder_reads_every_image_of_a_small_set_and_64_of_a_large_on
 ) -> None:
     """A fixed-size sample: naming the folder costs no pass over a large training set."""
     small, large = make_split(32), make_split(128)
-    assert _resume_dir(tiny_training, 0, _repainted(small, 1)) != _resume_dir(
-        tiny_training, 0, small
-    )
+    assert resume_dir(tiny_training, 0, _repainted(small, 1)) != resume_dir(tiny_training, 0, small)
     # 128 images: every other one, from the first.
-    folder = _resume_dir(tiny_training, 0, large)
-    assert _resume_dir(tiny_training, 0, _repainted(large, 126)) != folder
-    assert _resume_dir(tiny_training, 0, _repainted(large, 127)) == folder
+    folder = resume_dir(tiny_training, 0, large)
+    assert resume_dir(tiny_training, 0, _repainted(large, 126)) != folder
+    assert resume_dir(tiny_training, 0, _repainted(large, 127)) == folder
 
 
 def test_a_diverged_fit_leaves_no_resume_point(tiny_training: dict, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from sklearn import metrics
 
 from alexnet_cifar10.inference import predict_probabilities
 from alexnet_cifar10.provenance import TrainedModel, caption, labelled, origin
@@ -23,6 +24,7 @@ from alexnet_cifar10.provenance import TrainedModel, caption, labelled, origin
 logger = logging.getLogger(__name__)
 
 _EPSILON = 1e-7
+_SCORES = ("precision", "recall", "f1")
 
 
 def predict_test_set(
@@ -60,15 +62,15 @@ def compute_test_metrics(predictions: pd.DataFrame, class_names: list[str]) -> d
     predicted = predictions["predicted_label"].to_numpy()
     probabilities = predictions[[f"p_{name}" for name in class_names]].to_numpy()
     loss = -np.mean(np.log(np.clip(probabilities[np.arange(len(true)), true], _EPSILON, 1)))
-    per_class = {}
-    for label, name in enumerate(class_names):
-        hits = int(np.sum((predicted == label) & (true == label)))
-        predicted_count, support = int(np.sum(predicted == label)), int(np.sum(true == label))
-        precision = hits / predicted_count if predicted_count else 0.0
-        recall = hits / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
-    accuracy = float(np.mean(predicted == true))
+    *scores, support = metrics.precision_recall_fscore_support(
+        true, predicted, labels=range(len(class_names)), zero_division=0.0
+    )
+    per_class = {
+        name: {key: float(score[i]) for key, score in zip(_SCORES, scores, strict=True)}
+        | {"support": int(support[i])}
+        for i, name in enumerate(class_names)
+    }
+    accuracy = metrics.accuracy_score(true, predicted)
     logger.info(
         "Test accuracy %.4f, loss %.4f on %d images (%s)",
         accuracy,
@@ -79,11 +81,12 @@ def compute_test_metrics(predictions: pd.DataFrame, class_names: list[str]) -> d
     return {
         **labels,
         "test_images": len(true),
-        "accuracy": accuracy,
+        "accuracy": float(accuracy),
         "loss": float(loss),
-        "macro_precision": float(np.mean([m["precision"] for m in per_class.values()])),
-        "macro_recall": float(np.mean([m["recall"] for m in per_class.values()])),
-        "macro_f1": float(np.mean([m["f1"] for m in per_class.values()])),
+        **{
+            f"macro_{key}": float(np.mean(score))
+            for key, score in zip(_SCORES, scores, strict=True)
+        },
         "per_class": per_class,
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -9,8 +10,10 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import keras
+import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 logger = logging.getLogger(__name__)
@@ -228,3 +231,35 @@ class ResumePoint(keras.callbacks.BackupAndRestore):
         os.replace(staging, self.history_path)
         super()._save_model()
         logger.info("Resume point saved after epoch %d in %s", self._current_epoch, self.backup_dir)
+
+
+def resume_dir(params: dict[str, Any], seed: int, train: dict[str, np.ndarray]) -> Path:
+    """One resume folder per (parameters, seed, training data): never resume another run.
+    The same fit on other devices is the same run (and keeps its earlier resume folders)."""
+    ignored = ("progress_seconds", "distribution")
+    fitted = {key: value for key, value in params.items() if key not in ignored}
+    digest = hashlib.sha256(json.dumps([fitted, seed], sort_keys=True, default=str).encode())
+    digest.update(train["labels"].tobytes())
+    digest.update(train["images"][:: max(len(train["images"]) // 64, 1)].tobytes())
+    return Path(params["resume"]["backup_dir"]) / digest.hexdigest()[:16]
+
+
+def fit_callbacks(
+    params: dict[str, Any], seed: int, train: dict, validation: dict
+) -> tuple[EpochLog, list[keras.callbacks.Callback]]:
+    """The fit's callbacks (EMA swap, progress, epoch log, resume point) and its epoch log."""
+    batch = params["batch_size"]
+    epoch_log = EpochLog(params["epochs"])
+    progress = TrainingProgress(
+        epochs=params["epochs"],
+        steps_per_epoch=math.ceil(len(train["images"]) / batch),
+        validation_steps=math.ceil(len(validation["images"]) / batch),
+        batch_size=batch,
+        every_seconds=params["progress_seconds"],
+    )
+    # Validation with the averaged weights (fit ends by copying them into the model).
+    averaged = [keras.callbacks.SwapEMAWeights()] if params["optimizer"]["ema"]["enabled"] else []
+    callbacks = [*averaged, progress, epoch_log]
+    if params["resume"]["enabled"]:
+        callbacks.append(ResumePoint(resume_dir(params, seed, train), epoch_log))
+    return epoch_log, callbacks

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import platform
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,11 +26,6 @@ fit_callbacks = LazyModule("alexnet_cifar10.pipelines.training.callbacks")
 
 logger = logging.getLogger(__name__)
 
-OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
-LOSSES = {
-    "categorical_crossentropy": "CategoricalCrossentropy",
-    "categorical_focal_crossentropy": "CategoricalFocalCrossentropy",
-}
 _BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
@@ -69,59 +61,11 @@ def summarise_model(model: KerasModel) -> pd.DataFrame:
     return pd.concat([layers, pd.DataFrame([total])], ignore_index=True)
 
 
-def _learning_rate(params: dict[str, Any], steps_per_epoch: int) -> Any:
-    rate = params["optimizer"]["learning_rate"]
-    schedule = params["lr_schedule"]
-    if schedule["name"] == "constant":
-        return rate
-    total = params["epochs"] * steps_per_epoch
-    warmup = round(schedule["warmup_epochs"] * steps_per_epoch)
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else rate,
-        decay_steps=max(total - warmup, 1),
-        warmup_target=rate if warmup else None,
-        warmup_steps=warmup,
-    )
-
-
-def _compile(model: KerasModel, params: dict[str, Any], steps_per_epoch: int) -> None:
-    opt = params["optimizer"]
-    kwargs: dict[str, Any] = {
-        "learning_rate": _learning_rate(params, steps_per_epoch),
-        "use_ema": opt["ema"]["enabled"],
-        "ema_momentum": opt["ema"]["momentum"],
-    }
-    if opt["weight_decay"] is not None:
-        kwargs["weight_decay"] = opt["weight_decay"]
-    if opt["name"] in ("sgd", "rmsprop"):
-        kwargs["momentum"] = opt["momentum"]
-    if opt["name"] == "sgd":
-        kwargs["nesterov"] = opt["nesterov"]
-    loss = getattr(keras.losses, LOSSES[params["loss"]])
-    model.compile(
-        optimizer=getattr(keras.optimizers, OPTIMIZERS[opt["name"]])(**kwargs),
-        loss=loss(label_smoothing=params["label_smoothing"]),
-        metrics=["accuracy"],
-        jit_compile=params["jit_compile"],
-    )
-
-
 def _package_version(name: str) -> str | None:
     try:
         return version(name)
     except PackageNotFoundError:
         return None
-
-
-def _resume_dir(params: dict[str, Any], seed: int, train: dict[str, np.ndarray]) -> Path:
-    """One resume folder per (parameters, seed, training data): never resume another run.
-    The same fit on other devices is the same run (and keeps its earlier resume folders)."""
-    ignored = ("progress_seconds", "distribution")
-    fitted = {key: value for key, value in params.items() if key not in ignored}
-    digest = hashlib.sha256(json.dumps([fitted, seed], sort_keys=True, default=str).encode())
-    digest.update(train["labels"].tobytes())
-    digest.update(train["images"][:: max(len(train["images"]) // 64, 1)].tobytes())
-    return Path(params["resume"]["backup_dir"]) / digest.hexdigest()[:16]
 
 
 def _announce(where: Placement, train: dict, validation: dict, params: dict[str, Any]) -> None:
@@ -143,26 +87,6 @@ def _announce(where: Placement, train: dict, validation: dict, params: dict[str,
             "this run will take is logged after its first steps. For a smoke run of the "
             "same pipeline in minutes: make quick (kedro run --env quick)."
         )
-
-
-def _callbacks(
-    params: dict[str, Any], seed: int, train: dict, validation: dict
-) -> tuple[Any, list[KerasCallback]]:
-    batch = params["batch_size"]
-    epoch_log = fit_callbacks.EpochLog(params["epochs"])
-    progress = fit_callbacks.TrainingProgress(
-        epochs=params["epochs"],
-        steps_per_epoch=math.ceil(len(train["images"]) / batch),
-        validation_steps=math.ceil(len(validation["images"]) / batch),
-        batch_size=batch,
-        every_seconds=params["progress_seconds"],
-    )
-    # Validation with the averaged weights (fit ends by copying them into the model).
-    averaged = [keras.callbacks.SwapEMAWeights()] if params["optimizer"]["ema"]["enabled"] else []
-    callbacks = [*averaged, progress, epoch_log]
-    if params["resume"]["enabled"]:
-        callbacks.append(fit_callbacks.ResumePoint(_resume_dir(params, seed, train), epoch_log))
-    return epoch_log, callbacks
 
 
 def _run_facts(  # noqa: PLR0913
@@ -215,6 +139,15 @@ def _fit(  # noqa: PLR0913
     )
 
 
+def _check_converged(epoch_log: Any, params: dict[str, Any]) -> None:
+    if epoch_log.diverged_at is not None:
+        raise TrainingDivergedError(
+            f"Training diverged: the loss became NaN or infinite in epoch "
+            f"{epoch_log.diverged_at}. No model was saved. Lower training.optimizer.learning_rate "
+            f"(now {params['optimizer']['learning_rate']}) or check the inputs."
+        )
+
+
 def train_model(  # noqa: PLR0913
     model: KerasModel,
     train: dict[str, np.ndarray],
@@ -236,24 +169,19 @@ def train_model(  # noqa: PLR0913
     where = placement(params["distribution"])
     train, validation = where.trimmed(train, "train"), where.trimmed(validation, "validation")
     _announce(where, train, validation, params)
-    epoch_log, own_callbacks = _callbacks(params, seed, train, validation)
+    epoch_log, own_callbacks = fit_callbacks.fit_callbacks(params, seed, train, validation)
+    steps_per_epoch = math.ceil(len(train["images"]) / params["batch_size"])
     with where.placed(model) as placed:
-        _compile(placed, params, math.ceil(len(train["images"]) / params["batch_size"]))
+        network.compile_model(placed, params, steps_per_epoch)
         start = time.perf_counter()
         _fit(placed, where, train, validation, params, own_callbacks + (callbacks or []))
         fit_seconds = time.perf_counter() - start
-    if epoch_log.diverged_at is not None:
-        raise TrainingDivergedError(
-            f"Training diverged: the loss became NaN or infinite in epoch "
-            f"{epoch_log.diverged_at}. No model was saved. Lower training.optimizer.learning_rate "
-            f"(now {params['optimizer']['learning_rate']}) or check the inputs."
-        )
+    _check_converged(epoch_log, params)
     history = pd.DataFrame(epoch_log.rows)
     devices = ", ".join(where.devices)
     logger.info("Trained %d epochs in %.1f s on %s", len(history), fit_seconds, devices)
     card = {
-        # TrainedModelDataset writes the catalog version the model is saved under.
-        "model_version": None,
+        "model_version": None,  # TrainedModelDataset writes the version it saves under
         "run_label": run_label,
         "kedro_env": run_context["kedro_env"],
         "class_names": list(class_names),
