@@ -10,12 +10,16 @@ predictions or of the history, never from the command that happens to run.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from alexnet_cifar10.keras_types import KerasModel
+
+# Characters of a caption line in a plot title before it wraps (a 7-inch figure, 10 pt).
+TITLE_WIDTH = 80
 
 # The columns (and keys) that name a result's model: its catalog version, the run label
 # of the run that trained it and that run's Kedro environment.
@@ -58,6 +62,8 @@ def origin(frame: pd.DataFrame) -> dict[str, Any]:
     return found.iloc[0].to_dict()
 
 
-def caption(labels: dict[str, Any]) -> str:
-    """One line naming a model: its run label, version and environment."""
-    return f"{labels['run_label']} · model {labels['model_version']} (env {labels['kedro_env']})"
+def caption(labels: dict[str, Any], width: int | None = None) -> str:
+    """A line naming a model: its run label, version and environment; wrapped at ``width``
+    characters (a plot title's width) when given."""
+    line = f"{labels['run_label']} · model {labels['model_version']} (env {labels['kedro_env']})"
+    return textwrap.fill(line, width) if width else line

@@ -263,3 +263,16 @@ def test_confusion_matrix_cells_are_readable_and_the_title_gives_the_accuracy() 
     assert axis.get_title() == f"Test confusion matrix, accuracy 0.7778\n{CAPTION}"
     one = plot_confusion_matrix(_predictions([2], [2]), CLASSES).get_axes()[0]
     assert one.get_title() == f"Test confusion matrix, accuracy 1.0000\n{CAPTION}"
+
+
+def test_a_long_caption_wraps_inside_the_figure() -> None:
+    long_label = "TUNED: bf16, batch 500, crop+flip, AdamW, warm-up + cosine, label smoothing"
+    history = _history(2).assign(run_label=long_label)
+    figure = plot_accuracy(history)
+    title = figure.get_axes()[0].title
+    lines = title.get_text().split("\n")
+    assert len(lines) == 3 and max(map(len, lines)) <= 80
+    assert " ".join(lines[1:]) == caption({**LABELS, "run_label": long_label})
+    figure.canvas.draw()
+    box = title.get_window_extent()
+    assert 0 <= box.x0 and box.x1 <= figure.bbox.width, "the title fits the figure"

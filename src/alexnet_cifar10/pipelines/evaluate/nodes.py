@@ -19,7 +19,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn import metrics
 
 from alexnet_cifar10.inference import predict_probabilities
-from alexnet_cifar10.provenance import TrainedModel, caption, labelled, origin
+from alexnet_cifar10.provenance import TITLE_WIDTH, TrainedModel, caption, labelled, origin
 
 logger = logging.getLogger(__name__)
 
@@ -112,12 +112,12 @@ def _curve_plot(history: pd.DataFrame, metric: str, label: str, caption: str) ->
 
 def plot_accuracy(history: pd.DataFrame) -> Figure:
     """Training and validation accuracy per epoch: the recipe's plot."""
-    return _curve_plot(history, "accuracy", "accuracy", caption(origin(history)))
+    return _curve_plot(history, "accuracy", "accuracy", caption(origin(history), TITLE_WIDTH))
 
 
 def plot_loss(history: pd.DataFrame) -> Figure:
     """Training and validation loss per epoch."""
-    return _curve_plot(history, "loss", "loss", caption(origin(history)))
+    return _curve_plot(history, "loss", "loss", caption(origin(history), TITLE_WIDTH))
 
 
 def plot_confusion_matrix(predictions: pd.DataFrame, class_names: list[str]) -> Figure:
@@ -144,9 +144,7 @@ def plot_confusion_matrix(predictions: pd.DataFrame, class_names: list[str]) -> 
             color="white" if count > threshold else "black",
         )
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
-    axis.set_title(
-        f"Test confusion matrix, accuracy {accuracy:.4f}\n{caption(origin(predictions))}",
-        fontsize=10,
-    )
+    named = caption(origin(predictions), TITLE_WIDTH)
+    axis.set_title(f"Test confusion matrix, accuracy {accuracy:.4f}\n{named}", fontsize=10)
     figure.tight_layout()
     return figure

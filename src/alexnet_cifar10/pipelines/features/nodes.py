@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from alexnet_cifar10.backend import keras
 from alexnet_cifar10.keras_types import KerasModel
 from alexnet_cifar10.lazy import LazyModule
-from alexnet_cifar10.provenance import LABELS, TrainedModel, caption, origin
+from alexnet_cifar10.provenance import LABELS, TITLE_WIDTH, TrainedModel, caption, origin
 
 # Loaded on first use: listing or viewing the pipelines starts neither Keras nor
 # scikit-learn (both are slow to import).
@@ -179,7 +179,7 @@ def plot_embedding_projection(
     axis.legend(markerscale=3, fontsize=8, loc="best")
     axis.set_title(
         f"{len(test)} test images: {len(columns)}-D embeddings ({columns[0].rsplit('_', 1)[0]}) "
-        f"by PCA\n{caption(origin(embeddings))}",
+        f"by PCA\n{caption(origin(embeddings), TITLE_WIDTH)}",
         fontsize=10,
     )
     figure.tight_layout()

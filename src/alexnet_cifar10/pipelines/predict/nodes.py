@@ -33,7 +33,7 @@ from PIL import Image, ImageOps
 
 from alexnet_cifar10.datasets.user_image_dataset import ImageRefusedError, UserImage
 from alexnet_cifar10.inference import predict_probabilities
-from alexnet_cifar10.provenance import TrainedModel, caption, labelled, origin
+from alexnet_cifar10.provenance import TITLE_WIDTH, TrainedModel, caption, labelled, origin
 from alexnet_cifar10.validation import INPUT_SIZE
 
 logger = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ def plot_contact_sheet(
         axis.axis("off")
     figure.suptitle(
         f"What the network saw: {len(shown)} of {len(predictions)} pictures at 32x32, "
-        f"top class and confidence\n{caption(origin(predictions))}",
+        f"top class and confidence\n{caption(origin(predictions), TITLE_WIDTH)}",
         fontsize=9,
     )
     figure.tight_layout()
