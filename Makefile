@@ -8,11 +8,17 @@ CIFAR_SHARED ?= ../shared/data/cifar-10-batches-py
 
 .PHONY: install install-test data run quick test test-fast lint mutation mutation-sample
 
-install:
-	$(PYTHON) -m pip install -e .
+# pip runs once, and again only when pyproject.toml changes (stamps in .make/, git-ignored).
+install: .make/installed
+install-test: .make/installed-test
 
-install-test:
-	$(PYTHON) -m pip install -e ".[test]"
+.make/installed: pyproject.toml
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e .
+	@mkdir -p .make && touch $@
+
+.make/installed-test: pyproject.toml
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	@mkdir -p .make && touch $@ .make/installed
 
 # Link an existing copy of CIFAR-10 (offline machines); otherwise the first run downloads it.
 data:
@@ -35,8 +41,8 @@ test: install-test lint
 	$(PYTHON) -m pytest
 
 # The inner loop: every node, dataset, hook and the schema, without the tests that drive
-# kedro, a browser or a notebook in subprocesses (under a minute on 2 cores).
-test-fast:
+# kedro, a browser or a notebook in subprocesses (about a minute on 2 cores).
+test-fast: install-test
 	$(PYTHON) -m pytest -m "not slow"
 
 # Mutation testing of the core with the fast tier ([tool.mutmut] in pyproject.toml), from
