@@ -37,8 +37,9 @@ lint:
 	ruff check .
 	ruff format --check .
 
+# Both cores: the tests that read one session's tracked runs share a worker (loadgroup).
 test: install-test lint
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n 2 --dist loadgroup
 
 # The inner loop: every node, dataset, hook and the schema, without the tests that drive
 # kedro, a browser or a notebook in subprocesses (about a minute on 2 cores).

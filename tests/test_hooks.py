@@ -109,9 +109,13 @@ def test_preflight_names_inputs_no_run_has_saved(base_params: dict, tmp_path: Pa
             "model_input_test": NpzDataset(
                 filepath=str(tmp_path / "test.npz"), version=Version(None, None)
             ),
+            "model_input_validation": NpzDataset(
+                filepath=str(tmp_path / "validation.npz"), version=Version(None, None)
+            ),
         }
     )
     _save(NpzDataset, tmp_path / "test.npz", OLDER, {"a": np.zeros(1)})
+    _save(NpzDataset, tmp_path / "validation.npz", OLDER, {"a": np.zeros(1)})
     catalog["model"] = JSONDataset(filepath=str(tmp_path / "model"), version=Version(None, None))
     with pytest.raises(MissingInputError) as stop:
         PreflightHook().before_pipeline_run(
@@ -147,9 +151,11 @@ def test_preflight_names_a_load_version_that_is_not_there(
         PreflightHook().before_pipeline_run(run_params, evaluate.create_pipeline(), catalog())
     assert str(stop.value).splitlines() == [
         no_version,
-        "Input 'model_input_test' was never produced: no saved version under "
-        "'model_input_test'. Make it with `kedro run --pipelines training` (or "
-        "`kedro run` for everything).".replace("training", "data_processing"),
+        *(
+            f"Input '{name}' was never produced: no saved version under '{name}'. Make it "
+            "with `kedro run --pipelines data_processing` (or `kedro run` for everything)."
+            for name in ("model_input_test", "model_input_validation")
+        ),
     ]
     # A full run trains a model, then evaluates the one --load-versions names.
     recipe = training.create_pipeline() + evaluate.create_pipeline()
@@ -235,11 +241,11 @@ def test_only_process_0_writes_the_runs_outputs(
     second = catalog()
     with caplog.at_level(logging.INFO, logger="alexnet_cifar10"):
         SingleWriterHook().before_pipeline_run(pipeline, second)
-    for name in ("untrained_model", "model_summary", "model"):
+    for name in ("untrained_model", "model"):
         assert isinstance(second.get(name), MemoryDataset), name
     assert second.load("run_context") == {"kedro_env": "unit"}
     assert [r.getMessage() for r in caplog.records if r.name == hooks.__name__] == [
-        "Process 1 of 2 saves nothing: process 0 saves this run's 3 outputs."
+        "Process 1 of 2 saves nothing: process 0 saves this run's 2 outputs."
     ]
     second.save("model", {"weights": [1]})
     assert second.load("model") == {"weights": [1]}

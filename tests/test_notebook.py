@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from kedro_cli import versions
 
-pytestmark = pytest.mark.slow
+# Under pytest-xdist, the tests that read the session's tracked runs share one worker,
+# which builds them once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tracked_runs")]
 
 nbformat = pytest.importorskip("nbformat", reason="nbformat is in the test extra")
 nbclient = pytest.importorskip("nbclient", reason="nbclient is in the test extra")

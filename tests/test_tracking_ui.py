@@ -29,7 +29,9 @@ from browser import (
 )
 from kedro_cli import ENV, versions
 
-pytestmark = pytest.mark.slow
+# Under pytest-xdist, the tests that read the session's tracked runs share one worker,
+# which builds them once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tracked_runs")]
 
 mlflow = pytest.importorskip("mlflow", reason="MLflow is a dependency of the project")
 

@@ -40,7 +40,7 @@ WRONG_TOP_LEVEL = [
         "evaluate",
         [256],
         "Parameter 'evaluate' must be a mapping with the keys ['batch_size', "
-        "'test_time_augmentation']; got [256].",
+        "'calibration', 'test_time_augmentation']; got [256].",
     ),
 ]
 
@@ -76,7 +76,7 @@ def test_an_unknown_key_is_named_with_the_known_ones(base_params: dict) -> None:
     params["training"]["epoch"] = 3
     assert parameter_problems(params, SECTIONS) == [
         "Parameter 'trainig' is not a parameter of this project (known: ['class_names', "
-        "'data_processing', 'evaluate', 'features', 'predict', 'run_label', 'seed', "
+        "'data_processing', 'evaluate', 'features', 'predict', 'robustness', 'run_label', 'seed', "
         "'training']).",
         "Parameter 'training.epoch' is not a parameter of this project (known: ['augmentation',"
         " 'batch_size', 'distribution', 'epochs', 'jit_compile', 'label_smoothing', 'loss', "
@@ -257,7 +257,7 @@ def test_sections_a_run_does_not_read_never_block_it(base_params: dict) -> None:
     assert parameter_problems(params, ["seed", "data_processing"]) == []
     assert parameter_problems(params, ["evaluate"]) == [
         "Parameter 'evaluate' must be a mapping with the keys ['batch_size', "
-        "'test_time_augmentation']; got None."
+        "'calibration', 'test_time_augmentation']; got None."
     ]
     missing = {k: v for k, v in base_params.items() if k != "seed"}
     assert parameter_problems(missing, ["seed"]) == ["Parameter 'seed' is missing."]
@@ -371,7 +371,7 @@ def test_a_list_or_mapping_of_the_other_kind_on_the_command_line_is_named() -> N
         }
     ) == [
         "Parameter 'evaluate' must be a mapping with the keys ['batch_size', "
-        "'test_time_augmentation']; got [256].",
+        "'calibration', 'test_time_augmentation']; got [256].",
         "Parameter 'training.model.dense_units' must be a valid list; got {'a': 1}.",
         "Parameter 'training.model.conv_layers' must be a valid list; got {'filters': 4}.",
     ]

@@ -136,10 +136,11 @@ class SingleWriterHook:
         where = cluster()
         if where.index == 0:
             return
+        # Ephemeral: memory, and metrics that only tracking (off here) would send.
         written = sorted(
             name
             for name in pipeline.all_outputs()
-            if not isinstance(catalog.get(name), MemoryDataset)
+            if not getattr(catalog.get(name), "_EPHEMERAL", True)
         )
         # Kedro logs one 'Replacing dataset' warning per swap; the line below says it once.
         catalog_log = logging.getLogger("kedro.io.data_catalog")

@@ -16,7 +16,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-INPUT_SHAPE = (32, 32, 3)
+from alexnet_cifar10.datasets.cifar10_dataset import IMAGE_SHAPE
 
 
 @keras.saving.register_keras_serializable(package="alexnet_cifar10")
@@ -99,7 +99,7 @@ def build_alexnet(
 ) -> keras.Model:
     """Build the network described by ``params`` (see ``parameters_training.yml``;
     ``alexnet_cifar10.validation.Network`` says what they may hold)."""
-    inputs = keras.Input(shape=INPUT_SHAPE, dtype="uint8", name="image")
+    inputs = keras.Input(shape=IMAGE_SHAPE, dtype="uint8", name="image")
     x = layers.Rescaling(1.0 / 255, dtype=dtype_policy, name="scale_to_unit")(inputs)
     if augmentation and augmentation["enabled"]:
         x = RandomCropFlip(

@@ -11,7 +11,28 @@ from alexnet_cifar10.hooks import (
     SingleWriterHook,
 )
 from alexnet_cifar10.session import ProjectSession
-from alexnet_cifar10.tracking import TrackingHook
+
+# Lines a user of this project cannot act on, off the console and the log file: Kedro's
+# hints at --async and at typed parameters, and MLflow's advice to the authors of model
+# classes (kedro-mlflow's hook module, imported below, defines one; MLflow re-enables the
+# warning inside its own call, so a warnings filter cannot drop it).
+_NOT_ACTIONABLE = {
+    "kedro.runner.sequential_runner": "Use the --async flag",
+    "kedro.runner.parallel_runner": "Use the --async flag",
+    "kedro.validation.parameter_validator": "No typed parameter requirements found",
+    "py.warnings": "Add type hints to the `predict` method",
+    # The project's own line says where the run is recorded.
+    "kedro_mlflow.framework.hooks.mlflow_hook": "has started",
+}
+for _logger, _phrase in _NOT_ACTIONABLE.items():
+    logging.getLogger(_logger).addFilter(lambda record, p=_phrase: p not in record.getMessage())
+
+try:
+    from alexnet_cifar10.tracking import TrackingHook
+except ModuleNotFoundError as missing:  # no MLflow here: the runs go on untracked
+    if (missing.name or "").partition(".")[0] not in ("mlflow", "kedro_mlflow"):
+        raise
+    from alexnet_cifar10.untracked import UntrackedHook as TrackingHook
 
 HOOKS = (
     PreflightHook(),
@@ -29,10 +50,9 @@ SESSION_CLASS = ProjectSession
 # by default), and the nodes would hang.
 os.environ.setdefault("KEDRO_MP_CONTEXT", "spawn")
 
-# TrackingHook records runs in MLflow, with kedro-mlflow's configuration; kedro-mlflow's
-# own hook would open the store for every command and stop a run on any store error.
-# Kedro compares the distribution name as its metadata spells it (kedro_mlflow for
-# kedro-mlflow 2.0.3), so both spellings are listed.
+# TrackingHook is kedro-mlflow's hook, subclassed (tracking.py): the plugin's own instance
+# must not run beside it. Kedro compares the distribution name as its metadata spells it
+# (kedro_mlflow for kedro-mlflow 2.0.3), so both spellings are listed.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow", "kedro-mlflow")
 
 CONFIG_LOADER_ARGS = {
@@ -51,14 +71,3 @@ CONFIG_LOADER_ARGS = {
 warnings.filterwarnings(
     "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
 )
-
-
-def _not_mlflow_type_hint_advice(record: logging.LogRecord) -> bool:
-    return "Add type hints to the `predict` method" not in record.getMessage()
-
-
-# Kedro imports kedro-mlflow's hook module even though it is disabled above, and the model
-# class in it makes MLflow warn about type hints that no user of this project can add.
-# MLflow re-enables the warning inside its own call, so a warnings filter cannot drop it;
-# Kedro's logging receives it on the `py.warnings` logger.
-logging.getLogger("py.warnings").addFilter(_not_mlflow_type_hint_advice)

@@ -13,7 +13,11 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-INPUT_SIZE = 32
+from alexnet_cifar10.corruptions import CORRUPTIONS
+from alexnet_cifar10.datasets.cifar10_dataset import IMAGE_SHAPE
+
+# The side of the network's square input, in pixels.
+INPUT_SIZE = IMAGE_SHAPE[0]
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
@@ -104,9 +108,14 @@ class TestTimeAugmentation(_Schema):
     shift: Annotated[int, Field(ge=0, lt=INPUT_SIZE)]
 
 
+class Calibration(_Schema):
+    bins: Annotated[int, Field(ge=2)]
+
+
 class Evaluate(_Schema):
     batch_size: PositiveInt
     test_time_augmentation: TestTimeAugmentation
+    calibration: Calibration
 
 
 ColourLevel = Annotated[int, Field(ge=0, le=255)]
@@ -123,9 +132,17 @@ class ContactSheet(_Schema):
     max_images: PositiveInt
 
 
+class Robustness(_Schema):
+    images: PositiveInt | None
+    corruptions: Annotated[list[Literal[tuple(CORRUPTIONS)]], Field(min_length=1)]
+    severities: Annotated[list[Annotated[int, Field(ge=1, le=5)]], Field(min_length=1)]
+    grid_image: Annotated[int, Field(ge=0)]
+
+
 class Predict(_Schema):
     batch_size: PositiveInt
     test_time_augmentation: TestTimeAugmentation
+    temperature_scaling: bool
     resize: ResizePolicy
     contact_sheet: ContactSheet
 
@@ -155,6 +172,7 @@ SECTIONS: dict[str, Any] = {
     "evaluate": Evaluate,
     "predict": Predict,
     "features": Features,
+    "robustness": Robustness,
 }
 
 

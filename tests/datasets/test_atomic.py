@@ -151,6 +151,19 @@ def test_exists_once_a_version_is_saved(tmp_path: Path) -> None:
     assert not NpzDataset(filepath=path, version=Version(other, None)).exists()
 
 
+def test_a_run_reads_back_its_own_save_not_a_newer_one(tmp_path: Path) -> None:
+    path = str(tmp_path / "x.npz")
+    ours = NpzDataset(filepath=path, version=Version(None, "2026-01-01T00.00.00.000Z"))
+    ours.save({"a": np.array([1])})
+    # Another run, started at the same time, saves a newer version of the same dataset.
+    newer = NpzDataset(filepath=path, version=Version(None, "2026-01-01T00.00.00.001Z"))
+    newer.save({"a": np.array([2])})
+    assert ours.load()["a"].tolist() == [1]
+    assert NpzDataset(filepath=path, version=Version(None, None)).load()["a"].tolist() == [2]
+    pinned = "2026-01-01T00.00.00.001Z"
+    assert NpzDataset(filepath=path, version=Version(pinned, None)).load()["a"].tolist() == [2]
+
+
 def test_exists_unversioned(tmp_path: Path) -> None:
     dataset = NpzDataset(filepath=str(tmp_path / "x.npz"))
     assert not dataset.exists()

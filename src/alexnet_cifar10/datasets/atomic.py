@@ -40,6 +40,8 @@ class AtomicVersionMixin:
     """
 
     _staging_path: PurePosixPath | None = None
+    # The version this dataset object saved: the run reads back its own save.
+    _saved_version: str | None = None
     _fs: Any
     _protocol: str
     _filepath: PurePosixPath
@@ -61,6 +63,7 @@ class AtomicVersionMixin:
         try:
             yield staging_str
             self._publish(staging_str, get_filepath_str(final_path, self._protocol))
+            self._saved_version = self.resolve_save_version()  # type: ignore[attr-defined]
         finally:
             self._staging_path = None
             if self._fs.exists(staging_str):
@@ -89,6 +92,10 @@ class AtomicVersionMixin:
             super().save.__wrapped__(self, data)  # type: ignore[misc]
 
     def _fetch_latest_load_version(self) -> str:
+        # After a save, a load without a --load-versions pin reads that save back, not a
+        # newer version that another run, started at the same time, saved meanwhile.
+        if self._saved_version is not None:
+            return self._saved_version
         version: str = super()._fetch_latest_load_version()  # type: ignore[misc]
         filename = self._filepath.name
         pattern = str(self._filepath / "*")

@@ -37,8 +37,10 @@ TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 META_FILE = "batches.meta"
 EXPECTED_FILES = (*TRAIN_BATCHES, TEST_BATCH, META_FILE)
+# The format's images: 32x32 pixels, 3 channels; the network's input and the predict
+# pipeline's target size are this shape.
 IMAGE_SHAPE = (32, 32, 3)
-PIXELS = 32 * 32 * 3
+PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
 CHUNK = 1 << 20
 
 # The only globals the official pickles reference: numpy's array reconstruction.
@@ -339,5 +341,5 @@ class CIFAR10Dataset(AbstractDataset[None, CIFAR10Data]):
                 "per image. " + self._where_to_put_it()
             )
         # Rows are stored channel-major (1024 red, 1024 green, 1024 blue): go to NHWC.
-        images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        images = data.reshape(-1, IMAGE_SHAPE[2], *IMAGE_SHAPE[:2]).transpose(0, 2, 3, 1)
         return np.ascontiguousarray(images), labels.astype(np.int64)

@@ -111,6 +111,15 @@ class TrainedModelDataset(KerasModelDataset):
             history = pd.read_csv(io.BytesIO(archive.read(self.HISTORY)))
         return TrainedModel(super()._read(local), card, history)
 
+    def read_card(self, version: str) -> dict[str, Any] | None:
+        """The card of one saved version, read without loading the network; None if
+        there is no such version."""
+        path = get_filepath_str(self._get_versioned_path(version), self._protocol)
+        if not self._fs.exists(path):
+            return None
+        with self._fs.open(path, "rb") as file, zipfile.ZipFile(file) as archive:
+            return json.loads(archive.read(self.CARD))
+
     def _write(self, data: TrainedModel, local: Path) -> None:
         if not isinstance(data, TrainedModel):
             raise DatasetError(

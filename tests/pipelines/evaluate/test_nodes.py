@@ -11,17 +11,22 @@ from matplotlib.colors import to_rgba
 from sklearn.metrics import accuracy_score, log_loss, precision_recall_fscore_support
 
 from alexnet_cifar10.pipelines.evaluate.nodes import (
+    calibration_report,
     compute_test_metrics,
     extract_training_history,
+    fit_temperature,
     plot_accuracy,
     plot_confusion_matrix,
     plot_loss,
+    plot_reliability,
     predict_test_set,
+    tracked_scores,
 )
 from alexnet_cifar10.provenance import MixedModelsError, TrainedModel, caption, labelled
 
 NO_TTA = {"horizontal_flip": False, "shift": 0}
 CLASSES = ["a", "b", "c"]
+BINS = {"bins": 15}
 LABELS = {
     "model_version": "2026-01-02T03.04.05.678Z",
     "run_label": "SMOKE RUN",
@@ -53,8 +58,13 @@ def _history(epochs: int) -> pd.DataFrame:
 
 
 def test_metrics_match_a_hand_count() -> None:
-    metrics = compute_test_metrics(_predictions([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0]), CLASSES)
+    metrics = compute_test_metrics(
+        _predictions([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0]), CLASSES, BINS
+    )
     assert metrics["accuracy"] == pytest.approx(4 / 6)
+    # Every image at confidence 0.8, 4 of 6 right: the whole gap is |4/6 - 0.8|.
+    assert metrics["ece"] == pytest.approx(0.8 - 4 / 6)
+    assert metrics["brier"] == pytest.approx((4 * 0.06 + 2 * 1.46) / 6)
     assert metrics["per_class"]["a"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
     assert metrics["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
     assert metrics["per_class"]["b"]["recall"] == 1.0
@@ -73,7 +83,7 @@ def test_metrics_match_a_hand_count() -> None:
 def test_a_class_never_predicted_and_a_class_never_present_score_zero() -> None:
     """Zero division: 'b' is never predicted (precision 0/0), 'c' is predicted once but has
     no test image (recall 0/0): each such score is 0, and they count in the macro averages."""
-    metrics = compute_test_metrics(_predictions([0, 0, 1, 1], [0, 0, 0, 2]), CLASSES)
+    metrics = compute_test_metrics(_predictions([0, 0, 1, 1], [0, 0, 0, 2]), CLASSES, BINS)
     assert metrics["per_class"] == {
         "a": {"precision": pytest.approx(2 / 3), "recall": 1.0, "f1": 0.8, "support": 2},
         "b": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2},
@@ -108,7 +118,7 @@ def test_every_metric_agrees_with_scikit_learn(case: tuple[list, list]) -> None:
     probabilities = scores / scores.sum(axis=1, keepdims=True)
     frame = _scored(probabilities, true)
     predicted = frame["predicted_label"].to_numpy()
-    metrics = compute_test_metrics(frame, CLASSES)
+    metrics = compute_test_metrics(frame, CLASSES, BINS)
     precision, recall, f1, support = precision_recall_fscore_support(
         true, predicted, labels=[0, 1, 2], zero_division=0.0
     )
@@ -143,7 +153,7 @@ def test_results_of_the_rows_of_two_models_are_refused() -> None:
     with pytest.raises(
         MixedModelsError, match=r"come from 2 models \(2026-01-02T03.04.05.678Z, v2\)"
     ):
-        compute_test_metrics(mixed, CLASSES)
+        compute_test_metrics(mixed, CLASSES, BINS)
     with pytest.raises(MixedModelsError):
         plot_confusion_matrix(mixed, CLASSES)
     assert caption(LABELS) == CAPTION
@@ -196,7 +206,7 @@ def test_a_true_class_given_probability_zero_costs_a_finite_loss() -> None:
     frame = pd.DataFrame(
         {"true_label": [0, 1], "predicted_label": [1, 1], "p_a": [0.0, 0.0], "p_b": [1.0, 1.0]}
     )
-    metrics = compute_test_metrics(labelled(frame, LABELS), ["a", "b"])
+    metrics = compute_test_metrics(labelled(frame, LABELS), ["a", "b"], BINS)
     assert metrics["loss"] == pytest.approx(-np.log(1e-7) / 2)
 
 
@@ -276,3 +286,73 @@ def test_a_long_caption_wraps_inside_the_figure() -> None:
     figure.canvas.draw()
     box = title.get_window_extent()
     assert 0 <= box.x0 and box.x1 <= figure.bbox.width, "the title fits the figure"
+
+
+def test_test_scores_keep_overall_scores_and_each_class_f1_under_mlflow_names() -> None:
+    metrics = {
+        "model_version": "v1",
+        "accuracy": 0.5,
+        "loss": 1.25,
+        "ece": 0.1,
+        "brier": 0.6,
+        "macro_precision": 0.4,
+        "macro_recall": 0.5,
+        "macro_f1": 0.45,
+        "per_class": {"cat": {"f1": 0.2}, "big dog?": {"f1": 0.7}},
+    }
+    assert tracked_scores(metrics) == {
+        "accuracy": {"step": 0, "value": 0.5},
+        "loss": {"step": 0, "value": 1.25},
+        "ece": {"step": 0, "value": 0.1},
+        "brier": {"step": 0, "value": 0.6},
+        "macro_precision": {"step": 0, "value": 0.4},
+        "macro_recall": {"step": 0, "value": 0.5},
+        "macro_f1": {"step": 0, "value": 0.45},
+        "f1_cat": {"step": 0, "value": 0.2},
+        "f1_big dog_": {"step": 0, "value": 0.7},
+    }
+
+
+def _temperature(**labels: str) -> dict:
+    return {**LABELS, **labels, "temperature": 2.0}
+
+
+def test_the_calibration_report_compares_before_and_after_scaling() -> None:
+    predictions = _predictions([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0])
+    report = calibration_report(predictions, _temperature(), CLASSES, BINS)
+    assert {key: report[key] for key in LABELS} == LABELS
+    assert report["before"]["ece"] == pytest.approx(0.8 - 4 / 6)
+    # Temperature 2 softens 0.8 / 0.1 / 0.1 towards 1/3: below 4/6, so under-confident.
+    assert report["after"]["ece"] < report["before"]["ece"]
+    assert sum(row["images"] for row in report["reliability_after"]) == 6
+    assert len(report["reliability_before"]) == 15
+    figure = plot_reliability(report)
+    assert CAPTION in figure.axes[0].get_title()
+    with pytest.raises(MixedModelsError, match="fitted for model other"):
+        calibration_report(predictions, _temperature(model_version="other"), CLASSES, BINS)
+
+
+def test_the_temperature_is_fitted_on_the_validation_split_and_lowers_its_nll() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 60)
+    images = rng.integers(0, 256, (60, 32, 32, 3), dtype=np.uint8)
+    model = TrainedModel(_OverConfident(labels), {**LABELS, "class_names": CLASSES}, None)
+    validation = {"images": images, "labels": np.eye(3)[labels]}
+    fitted = fit_temperature(model, validation, 16, NO_TTA)
+    assert fitted["temperature"] > 1, "an over-confident model is softened"
+    assert fitted["validation_nll"]["after"] < fitted["validation_nll"]["before"]
+    assert fitted["validation_images"] == 60
+    assert {key: fitted[key] for key in LABELS} == LABELS
+
+
+class _OverConfident:
+    """Stands for a network: right on two thirds of the images, always 99% sure."""
+
+    def __init__(self, labels: np.ndarray) -> None:
+        self.answers = np.where(np.arange(len(labels)) % 3 == 0, (labels + 1) % 3, labels)
+
+    def predict(self, images: np.ndarray, batch_size: int, verbose: int = 0) -> np.ndarray:
+        chosen = self.answers[: len(images)]
+        probabilities = np.full((len(images), 3), 0.005)
+        probabilities[np.arange(len(images)), chosen] = 0.99
+        return probabilities

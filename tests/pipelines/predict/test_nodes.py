@@ -35,7 +35,7 @@ from alexnet_cifar10.pipelines.predict.nodes import (
     summarise_predictions,
     to_rgb,
 )
-from alexnet_cifar10.provenance import TrainedModel, labelled
+from alexnet_cifar10.provenance import MixedModelsError, TrainedModel, labelled
 
 NO_TTA = {"horizontal_flip": False, "shift": 0}
 RESIZE = {"fit": "crop", "resample": "lanczos", "background": [255, 255, 255]}
@@ -45,6 +45,10 @@ LABELS = {
     "run_label": "unit",
     "kedro_env": "test",
 }
+
+
+# No temperature scaling: the temperature's content is then never read.
+UNSCALED = ({}, False)
 
 
 def _trained(network: Any) -> TrainedModel:
@@ -225,14 +229,15 @@ def _prepared_table() -> dict[str, np.ndarray]:
 
 def test_predictions_have_top_3_every_probability_and_the_model_version() -> None:
     model = _FixedModel()
-    frame = predict_images(_trained(model), _prepared_table(), 8, NO_TTA)
+    frame = predict_images(_trained(model), _prepared_table(), 8, NO_TTA, *UNSCALED)
     assert model.seen == 2, "refused files never reach the model"
     assert model.asked == [(8, False)], "in the configured batches, without a progress bar"
     assert list(frame.columns) == [
         "file", "status",
         "top1_class", "top1_probability", "top2_class", "top2_probability",
         "top3_class", "top3_probability",
-        "model_version", "run_label", "kedro_env", "format", "original_size", "original_mode",
+        "model_version", "run_label", "kedro_env", "temperature",
+        "format", "original_size", "original_mode",
         "p_a", "p_b", "p_c", "p_d",
     ]  # fmt: skip
     assert (frame[["p_a", "p_b", "p_c", "p_d"]].dtypes == np.float32).all(), "as the model gave"
@@ -246,9 +251,23 @@ def test_predictions_have_top_3_every_probability_and_the_model_version() -> Non
     assert frame.loc[2, "original_mode"] == "CMYK"
 
 
+def test_temperature_scaling_softens_the_probabilities_of_the_model_it_was_fitted_for() -> None:
+    fitted = {**LABELS, "temperature": 2.0}
+    frame = predict_images(_trained(_FixedModel()), _prepared_table(), 8, NO_TTA, fitted, True)
+    logits = np.log([0.1, 0.2, 0.4, 0.3]) / 2
+    expected = np.exp(logits) / np.exp(logits).sum()
+    np.testing.assert_allclose(frame.loc[0, ["p_a", "p_b", "p_c", "p_d"]], expected, rtol=1e-6)
+    assert frame.loc[0, "top1_class"] == "c" and frame["temperature"].eq(2.0).all()
+    other = {**fitted, "model_version": "2020-01-01T00.00.00.000Z"}
+    with pytest.raises(MixedModelsError, match="fitted for model 2020-01-01T00.00.00.000Z"):
+        predict_images(_trained(_FixedModel()), _prepared_table(), 8, NO_TTA, other, True)
+    off = predict_images(_trained(_FixedModel()), _prepared_table(), 8, NO_TTA, other, False)
+    assert off.loc[0, "p_c"] == np.float32(0.4) and off["temperature"].eq(1.0).all()
+
+
 def test_equal_probabilities_rank_in_the_order_of_the_classes() -> None:
     model = _FixedModel((0.2, 0.2, 0.3, 0.3))
-    frame = predict_images(_trained(model), _prepared_table(), 8, NO_TTA)
+    frame = predict_images(_trained(model), _prepared_table(), 8, NO_TTA, *UNSCALED)
     assert frame.loc[0, ["top1_class", "top2_class", "top3_class"]].tolist() == ["c", "d", "a"]
 
 
@@ -256,13 +275,13 @@ def test_a_folder_of_refused_files_still_gets_its_table() -> None:
     table = {key: value[1:2] for key, value in _prepared_table().items() if key != "images"}
     table["images"] = np.zeros((0, 32, 32, 3), np.uint8)
     model = _FixedModel()
-    frame = predict_images(_trained(model), table, 8, NO_TTA)
+    frame = predict_images(_trained(model), table, 8, NO_TTA, *UNSCALED)
     assert model.seen == 0 and frame["top1_class"].isna().all()
 
 
 def test_contact_sheet_has_a_tile_per_file_saying_what_was_seen() -> None:
     prepared = _prepared_table()
-    frame = predict_images(_trained(_FixedModel()), prepared, 8, NO_TTA)
+    frame = predict_images(_trained(_FixedModel()), prepared, 8, NO_TTA, *UNSCALED)
     figure = plot_contact_sheet(prepared, frame, {"columns": 2, "max_images": 3})
     axes = figure.get_axes()
     assert len(axes) == 4 and not axes[3].axison
@@ -282,7 +301,7 @@ def test_contact_sheet_tiles_show_their_own_pixels_and_a_refusal_in_full() -> No
             [np.full((32, 32, 3), 10, np.uint8), np.full((32, 32, 3), 20, np.uint8)]
         ),
     }
-    frame = predict_images(_trained(_FixedModel()), prepared, 8, NO_TTA)
+    frame = predict_images(_trained(_FixedModel()), prepared, 8, NO_TTA, *UNSCALED)
     figure = plot_contact_sheet(prepared, frame, {"columns": 3, "max_images": 2})
     accepted, refused = figure.get_axes()
     # A name over 22 characters keeps its last 19, after an ellipsis.
@@ -314,7 +333,7 @@ def test_a_long_refusal_is_cut_to_five_lines_of_24_and_a_short_name_kept_whole()
         "status": np.array(["refused: " + " ".join(["twelvelength"] * 7)]),
         "images": np.zeros((0, 32, 32, 3), np.uint8),
     }
-    frame = predict_images(_trained(_FixedModel()), prepared, 8, NO_TTA)
+    frame = predict_images(_trained(_FixedModel()), prepared, 8, NO_TTA, *UNSCALED)
     [tile] = plot_contact_sheet(prepared, frame, {"columns": 4, "max_images": 9}).get_axes()
     # Two of these words with their space are 25 characters: one word a line.
     assert tile.texts[0].get_text().split("\n") == ["twelvelength"] * 5

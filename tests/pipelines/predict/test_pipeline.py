@@ -13,7 +13,7 @@ from user_images import BAD, GOOD, write_user_images
 
 from alexnet_cifar10.datasets import ImageFolderDataset
 from alexnet_cifar10.pipelines.predict import create_pipeline
-from alexnet_cifar10.provenance import TrainedModel
+from alexnet_cifar10.provenance import LABELS, TrainedModel
 
 CARD = {
     "run_label": "slice",
@@ -37,6 +37,8 @@ def test_a_folder_becomes_predictions_a_contact_sheet_and_a_summary(tmp_path: Pa
         "params:predict.test_time_augmentation": {"horizontal_flip": False, "shift": 0},
         "params:predict.resize": {"fit": "crop", "resample": "lanczos", "background": [0, 0, 0]},
         "params:predict.contact_sheet": {"columns": 4, "max_images": 100},
+        "temperature": {**{key: CARD[key] for key in LABELS}, "temperature": 1.5},
+        "params:predict.temperature_scaling": False,
     }
     catalog = DataCatalog(
         datasets={

@@ -91,6 +91,22 @@ def test_estimate_comes_from_the_first_steps_after_compilation(
     assert caplog.text.count("Estimated training time") == 1
 
 
+def test_a_long_run_is_pointed_at_the_smoke_run(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    progress = _progress()
+    caplog.set_level(logging.INFO)
+    progress.on_epoch_begin(0)
+    progress.on_train_batch_begin(0)
+    clock.now += 400.0  # 3 epochs of 400 s: 20 minutes
+    progress.on_epoch_end(0)
+    assert caplog.messages == [
+        "Estimated training time: 20 min 00 s for 3 epochs of 100 steps (the first epoch "
+        "took 400.0 s); for a smoke run of the same pipeline in minutes: make quick "
+        "(kedro run --env quick)"
+    ]
+
+
 def test_an_epoch_too_short_to_time_is_estimated_from_its_wall_time(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -26,7 +26,9 @@ from alexnet_cifar10.pipelines.training.nodes import (
     build_model,
     summarise_model,
     train_model,
+    training_curves,
 )
+from alexnet_cifar10.provenance import TrainedModel
 
 CONTEXT = {"kedro_env": "unit"}
 
@@ -350,8 +352,8 @@ def test_train_model_logs_that_it_trains_on_the_cpu(
             _build(tiny_training), make_split(32), make_split(16), tiny_training, 0, "t", CONTEXT
         )
     assert "No GPU found: training on the CPU" in caplog.text
-    assert "make quick" in caplog.text
     assert "Estimated training time:" in caplog.text
+    assert "make quick" not in caplog.text, "a run of seconds is not pointed at the smoke run"
 
 
 def test_divergence_stops_with_a_clear_error(tiny_training: dict) -> None:
@@ -470,3 +472,11 @@ def test_weight_averaging_validates_and_saves_the_averaged_weights(tiny_training
     )
     plain_moved = np.abs(keras.ops.convert_to_numpy(plain.get_layer("fc1").kernel) - first).max()
     assert moved < plain_moved / 5
+
+
+def test_training_curves_are_one_point_per_epoch_and_recorded_value() -> None:
+    history = pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.5], "learning_rate": [0.001, np.nan]})
+    assert training_curves(TrainedModel(None, {}, history)) == {
+        "loss": [{"step": 1, "value": 2.0}, {"step": 2, "value": 1.5}],
+        "learning_rate": [{"step": 1, "value": 0.001}],
+    }

@@ -8,7 +8,7 @@ from kedro.io import DataCatalog, MemoryDataset, Version
 from kedro.runner import SequentialRunner
 from synthetic_cifar import CLASS_NAMES, make_split
 
-from alexnet_cifar10.datasets import CSVDataset, TrainedModelDataset
+from alexnet_cifar10.datasets import CSVDataset, JSONDataset, TrainedModelDataset
 from alexnet_cifar10.pipelines import evaluate, training
 
 VERSION = "2026-01-02T03.04.05.678Z"
@@ -29,17 +29,18 @@ def test_training_then_evaluate(tiny_training: dict, tmp_path: Path) -> None:
         "params:class_names": CLASS_NAMES,
         "params:evaluate.batch_size": 8,
         "params:evaluate.test_time_augmentation": {"horizontal_flip": True, "shift": 0},
+        "params:evaluate.calibration": {"bins": 15},
     }
     catalog = DataCatalog(datasets={k: MemoryDataset(v) for k, v in inputs.items()})
     catalog["model"] = TrainedModelDataset(
         filepath=str(tmp_path / "alexnet.keras"), version=Version(None, VERSION)
     )
     catalog["training_history"] = CSVDataset(filepath=str(tmp_path / "history.csv"))
+    catalog["test_metrics"] = JSONDataset(filepath=str(tmp_path / "test_metrics.json"))
     outputs = (
         "untrained_model",
         "model_summary",
         "test_predictions",
-        "test_metrics",
         "accuracy_plot",
         "loss_plot",
         "confusion_matrix_plot",

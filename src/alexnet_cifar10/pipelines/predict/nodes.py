@@ -31,9 +31,17 @@ from kedro.io import DatasetError
 from matplotlib.figure import Figure
 from PIL import Image, ImageOps
 
+from alexnet_cifar10 import calibration
 from alexnet_cifar10.datasets.user_image_dataset import ImageRefusedError, UserImage
 from alexnet_cifar10.inference import predict_probabilities
-from alexnet_cifar10.provenance import TITLE_WIDTH, TrainedModel, caption, labelled, origin
+from alexnet_cifar10.provenance import (
+    TITLE_WIDTH,
+    MixedModelsError,
+    TrainedModel,
+    caption,
+    labelled,
+    origin,
+)
 from alexnet_cifar10.validation import INPUT_SIZE
 
 logger = logging.getLogger(__name__)
@@ -146,23 +154,44 @@ def _top_classes(probabilities: np.ndarray, class_names: list[str]) -> pd.DataFr
     return pd.DataFrame(columns)
 
 
-def predict_images(
+def _temperature(model: TrainedModel, temperature: dict[str, Any], scaling: bool) -> float:
+    """The temperature to apply: the one evaluate fitted for this very model, or 1."""
+    if not scaling:
+        return 1.0
+    if temperature["model_version"] != model.labels["model_version"]:
+        raise MixedModelsError(
+            f"predict.temperature_scaling: the temperature was fitted for model "
+            f"{temperature['model_version']}, not for model {model.labels['model_version']}; "
+            "run `kedro run --pipelines evaluate` with the same --load-versions model:... "
+            "first, or pass --load-versions temperature:<its version>."
+        )
+    return float(temperature["temperature"])
+
+
+def predict_images(  # noqa: PLR0913
     model: TrainedModel,
     prepared: dict[str, np.ndarray],
     batch_size: int,
     test_time_augmentation: dict[str, Any],
+    temperature: dict[str, Any],
+    temperature_scaling: bool,
 ) -> pd.DataFrame:
     """Top-3 classes and every class probability of each accepted picture, with the
-    model that gave them; a refused file keeps its row, status and empty classes."""
+    model that gave them (and the temperature, 1 unless scaling is on); a refused file
+    keeps its row, status and empty classes."""
     accepted, class_names = prepared["accepted"], model.card["class_names"]
+    scale = _temperature(model, temperature, temperature_scaling)
     probabilities = np.full((len(accepted), len(class_names)), np.nan, dtype=np.float32)
     if accepted.any():
         probabilities[accepted] = predict_probabilities(
             model.network, prepared["images"], batch_size, test_time_augmentation
         )
+        if temperature_scaling:
+            probabilities[accepted] = calibration.with_temperature(probabilities[accepted], scale)
     frame = pd.DataFrame({"file": prepared["file_name"], "status": prepared["status"]})
     frame = pd.concat([frame, _top_classes(probabilities, class_names)], axis=1)
     frame = labelled(frame, model.labels)
+    frame["temperature"] = scale
     for key in ("format", "original_size", "original_mode"):
         frame[key] = prepared[key]
     columns = pd.DataFrame(probabilities, columns=[f"p_{name}" for name in class_names])

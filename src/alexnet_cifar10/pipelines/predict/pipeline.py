@@ -27,6 +27,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "user_model_input",
                     "params:predict.batch_size",
                     "params:predict.test_time_augmentation",
+                    "temperature",
+                    "params:predict.temperature_scaling",
                 ],
                 outputs="user_predictions",
                 name="predict_images",

@@ -81,6 +81,9 @@ class TrainingProgress(keras.callbacks.Callback):
     ESTIMATE_STEPS = 10
     # A validation batch costs about a third of a training step (forward pass only).
     VALIDATION_STEP_SHARE = 1 / 3
+    # A run estimated longer than this is pointed at the smoke run (about 3 minutes on a
+    # 2-core CPU); a shorter one would only be told what it already is.
+    SMOKE_HINT_SECONDS = 15 * 60
 
     def __init__(  # noqa: PLR0913
         self,
@@ -170,13 +173,19 @@ class TrainingProgress(keras.callbacks.Callback):
                 f"third of a step a batch; the first step, with compilation, took "
                 f"{first_step:.1f} s"
             )
+        hint = (
+            "; for a smoke run of the same pipeline in minutes: make quick (kedro run --env quick)"
+            if self.estimate > self.SMOKE_HINT_SECONDS
+            else ""
+        )
         logger.info(
-            "Estimated training time: %s for %d epoch%s of %d steps (%s)",
+            "Estimated training time: %s for %d epoch%s of %d steps (%s)%s",
             duration(self.estimate),
             epochs,
             "" if epochs == 1 else "s",
             self.steps_per_epoch,
             how,
+            hint,
         )
 
     def _log_progress(self, step: int, steps_per_second: float) -> None:

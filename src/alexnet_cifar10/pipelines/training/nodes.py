@@ -84,8 +84,7 @@ def _announce(where: Placement, train: dict, validation: dict, params: dict[str,
     if where.devices[0].lower().startswith("cpu"):
         logger.warning(
             "No GPU found: training on the CPU, where the full recipe is slow; the time "
-            "this run will take is logged after its first steps. For a smoke run of the "
-            "same pipeline in minutes: make quick (kedro run --env quick)."
+            "this run will take is logged after its first steps."
         )
 
 
@@ -189,3 +188,14 @@ def train_model(  # noqa: PLR0913
         "run": _run_facts(where, params["batch_size"], fit_seconds, history, train, validation),
     }
     return TrainedModel(where.gathered(placed), card, history)
+
+
+def training_curves(model: TrainedModel) -> dict[str, list[dict[str, float]]]:
+    """The model's history as metric histories: one point per epoch and metric."""
+    history = model.history.set_index("epoch").select_dtypes("number")
+    return {
+        name: [
+            {"step": int(epoch), "value": float(value)} for epoch, value in column.dropna().items()
+        ]
+        for name, column in history.items()
+    }

@@ -2,11 +2,17 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from alexnet_cifar10.pipelines.training.nodes import build_model, summarise_model, train_model
+from alexnet_cifar10.pipelines.training.nodes import (
+    build_model,
+    summarise_model,
+    train_model,
+    training_curves,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Build the untrained network, write its summary, fit it on the train split."""
+    """Build the untrained network, write its summary, fit it on the train split, and
+    give its curves to the run's tracking."""
     return Pipeline(
         [
             Node(
@@ -41,6 +47,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="model",
                 name="train_model",
+            ),
+            Node(
+                training_curves, inputs="model", outputs="training_curves", name="training_curves"
             ),
         ]
     )
