@@ -29,7 +29,7 @@ data:
 run: install data
 	kedro run
 
-# The same pipelines on 10% of the real data for 2 epochs: minutes on a laptop CPU.
+# The same pipelines on 10% of the real data for 2 epochs: about 2 minutes on a 2-core CPU.
 quick: install data
 	kedro run --env quick
 

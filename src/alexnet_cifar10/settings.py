@@ -13,9 +13,9 @@ from alexnet_cifar10.hooks import (
 from alexnet_cifar10.session import ProjectSession
 
 # Lines a user of this project cannot act on, off the console and the log file: Kedro's
-# hints at --async and at typed parameters, and MLflow's advice to the authors of model
-# classes (kedro-mlflow's hook module, imported below, defines one; MLflow re-enables the
-# warning inside its own call, so a warnings filter cannot drop it).
+# hints at --async and at typed parameters, MLflow's database set-up lines and its advice
+# to the authors of model classes (kedro-mlflow's hook module, imported below, defines one;
+# MLflow re-enables the warning inside its own call, so a warnings filter cannot drop it).
 _NOT_ACTIONABLE = {
     "kedro.runner.sequential_runner": "Use the --async flag",
     "kedro.runner.parallel_runner": "Use the --async flag",
@@ -23,6 +23,7 @@ _NOT_ACTIONABLE = {
     "py.warnings": "Add type hints to the `predict` method",
     # The project's own line says where the run is recorded.
     "kedro_mlflow.framework.hooks.mlflow_hook": "has started",
+    "mlflow.store.db.utils": "database tables",
 }
 for _logger, _phrase in _NOT_ACTIONABLE.items():
     logging.getLogger(_logger).addFilter(lambda record, p=_phrase: p not in record.getMessage())

@@ -20,7 +20,9 @@ def test_failed_save_leaves_no_visible_version(
     tmp_path: Path, monkeypatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = str(tmp_path / "x.npz")
-    NpzDataset(filepath=path, version=Version(None, None)).save({"a": np.array([1])})
+    # Two versions of their own: drawn from the clock, they could fall in one millisecond.
+    first, second = "2026-01-01T00.00.00.000Z", "2026-01-01T00.00.00.001Z"
+    NpzDataset(filepath=path, version=Version(None, first)).save({"a": np.array([1])})
 
     def crash(handle, **arrays):
         handle.write(b"PK\x03\x04 half a zip file")
@@ -28,7 +30,7 @@ def test_failed_save_leaves_no_visible_version(
 
     monkeypatch.setattr(np, "savez", crash)
     with pytest.raises(DatasetError, match="disk full"):
-        NpzDataset(filepath=path, version=Version(None, None)).save({"a": np.array([2])})
+        NpzDataset(filepath=path, version=Version(None, second)).save({"a": np.array([2])})
     monkeypatch.undo()
 
     folders = sorted((tmp_path / "x.npz").iterdir())

@@ -133,19 +133,19 @@ def plot_corruption_grid(
     index = robustness["grid_image"]
     image = test["images"][index : index + 1]
     names = robustness["corruptions"]
-    figure, axes = plt.subplots(3, len(names) + 1, figsize=(1.1 * (len(names) + 1), 4.2))
+    figure, axes = plt.subplots(2, len(names) + 1, figsize=(1.1 * (len(names) + 1), 3.3))
     for axis in axes.flat:
         axis.set_xticks([])
         axis.set_yticks([])
         axis.set_frame_on(False)
-    axes[1, 0].imshow(image[0], interpolation="nearest")
+    axes[0, 0].imshow(image[0], interpolation="nearest")
     axes[0, 0].set_title("clean", fontsize=8)
     for col, name in enumerate(names, 1):
         axes[0, col].set_title(name.replace("_", "\n"), fontsize=7)
-        for row, severity in ((1, 3), (2, 5)):
+        for row, severity in enumerate((3, 5)):
             axes[row, col].imshow(corrupt(image, name, severity, seed)[0], interpolation="nearest")
-    axes[1, 1].set_ylabel("severity 3", fontsize=8)
-    axes[2, 1].set_ylabel("severity 5", fontsize=8)
+    axes[0, 1].set_ylabel("severity 3", fontsize=8)
+    axes[1, 1].set_ylabel("severity 5", fontsize=8)
     figure.suptitle(
         f"Test image {index} under every corruption ({STYLE})\n{run_label}", fontsize=10
     )
