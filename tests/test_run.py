@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -92,11 +91,8 @@ def test_a_plain_run_prints_no_backend_noise_nor_deprecations(project: Path) -> 
     assert [word for word in NOISE if word in output] == []
     assert "Training on cpu:0" in output
     [version] = versions(project, "06_models", "alexnet.keras")
-    recorded = (
-        rf"MLflow run '{re.escape(version)}' recorded: \d+ parameters, "
-        r"21 metric values, 6 artifacts\.\n"
-    )
-    assert re.search(recorded, result.log), result.log[-2000:]
+    tracked = f"Tracking this run in MLflow: run '{version}' of experiment 'alexnet_cifar10' in"
+    assert tracked in result.log, result.log[-2000:]
 
 
 def test_results_are_labelled_by_the_model_not_by_the_command(finished_project: Path) -> None:
@@ -191,5 +187,5 @@ def test_a_mistyped_pipeline_name_lists_the_pipelines(project: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "Error: No pipeline named 'evalute'; the pipelines are: __default__, data_processing, "
-        "evaluate, features, predict, training."
+        "evaluate, features, predict, robustness, training."
     ]

@@ -281,11 +281,12 @@ DATASETS = (
 )
 VERSIONED = (
     "accuracy_plot, calibration_metrics, confusion_matrix_plot, contact_sheet, "
-    "dataset_report, embedding_projection, embeddings, linear_probe_metrics, loss_plot, "
-    "model, model_input_test, model_input_train, model_input_validation, model_summary, "
-    "prediction_summary, reliability_diagram, sample_images, temperature, test_metrics, "
-    "test_predictions, training_history, untrained_model, user_model_input, "
-    "user_predictions"
+    "corruption_grid, dataset_report, embedding_projection, embeddings, "
+    "linear_probe_metrics, loss_plot, model, model_input_test, model_input_train, "
+    "model_input_validation, model_summary, prediction_summary, reliability_diagram, "
+    "robustness_heatmap, robustness_results, robustness_summary, sample_images, "
+    "temperature, test_metrics, test_predictions, training_history, untrained_model, "
+    "user_model_input, user_predictions"
 )
 PIPELINES = "__default__, data_processing, evaluate, features, predict, robustness, training"
 MISTYPED = [

@@ -239,8 +239,12 @@ class TrackingHook(MlflowHook):
     def after_pipeline_run(self, run_params: dict, pipeline: Pipeline, catalog: Any) -> None:
         """Tag a training run with its saved model's labels, then end the MLflow run."""
         if MODEL in pipeline.all_outputs():
-            version = catalog.get(MODEL).resolve_save_version()
-            self._guard("the model's labels", lambda: mlflow.set_tags(self._model_tags(version)))
+            self._guard(
+                "the model's labels",
+                lambda: mlflow.set_tags(
+                    self._model_tags(catalog.get(MODEL).resolve_save_version())
+                ),
+            )
         self._end(
             lambda: super(TrackingHook, self).after_pipeline_run(run_params, pipeline, catalog)
         )
