@@ -239,10 +239,13 @@ def plot_contact_sheet(
         _tile(axis, row, pixels)
     for axis in axes.flat[len(shown) :]:
         axis.axis("off")
+    # A sheet of a few pictures is narrow: its title wraps to the figure (about 13
+    # characters of 9-point text an inch), the caption at most at the plots' width.
+    width = min(TITLE_WIDTH, int(columns * 1.45 * 13))
+    heading = f"What the network saw: {len(shown)} of {len(predictions)} pictures at 32x32, "
+    heading += "top class and confidence"
     figure.suptitle(
-        f"What the network saw: {len(shown)} of {len(predictions)} pictures at 32x32, "
-        f"top class and confidence\n{caption(origin(predictions), TITLE_WIDTH)}",
-        fontsize=9,
+        f"{textwrap.fill(heading, width)}\n{caption(origin(predictions), width)}", fontsize=9
     )
     figure.tight_layout()
     return figure
