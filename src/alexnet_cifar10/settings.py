@@ -13,20 +13,23 @@ from alexnet_cifar10.hooks import (
 from alexnet_cifar10.session import ProjectSession
 
 # Lines a user of this project cannot act on, off the console and the log file: Kedro's
-# hints at --async and at typed parameters, MLflow's database set-up lines and its advice
-# to the authors of model classes (kedro-mlflow's hook module, imported below, defines one;
-# MLflow re-enables the warning inside its own call, so a warnings filter cannot drop it).
+# hints at --async and at typed parameters, MLflow's database set-up lines, and two
+# warnings addressed to library authors: MLflow's advice on the model class in
+# kedro-mlflow's hook module (imported below; MLflow re-enables the warning inside its own
+# call, so a warnings filter cannot drop it) and FastAPI's on kedro-viz's responses.
 _NOT_ACTIONABLE = {
-    "kedro.runner.sequential_runner": "Use the --async flag",
-    "kedro.runner.parallel_runner": "Use the --async flag",
-    "kedro.validation.parameter_validator": "No typed parameter requirements found",
-    "py.warnings": "Add type hints to the `predict` method",
+    "kedro.runner.sequential_runner": ("Use the --async flag",),
+    "kedro.runner.parallel_runner": ("Use the --async flag",),
+    "kedro.validation.parameter_validator": ("No typed parameter requirements found",),
+    "py.warnings": ("Add type hints to the `predict` method", "ORJSONResponse is deprecated"),
     # The project's own line says where the run is recorded.
-    "kedro_mlflow.framework.hooks.mlflow_hook": "has started",
-    "mlflow.store.db.utils": "database tables",
+    "kedro_mlflow.framework.hooks.mlflow_hook": ("has started",),
+    "mlflow.store.db.utils": ("database tables",),
 }
-for _logger, _phrase in _NOT_ACTIONABLE.items():
-    logging.getLogger(_logger).addFilter(lambda record, p=_phrase: p not in record.getMessage())
+for _logger, _phrases in _NOT_ACTIONABLE.items():
+    logging.getLogger(_logger).addFilter(
+        lambda record, phrases=_phrases: not any(p in record.getMessage() for p in phrases)
+    )
 
 try:
     from alexnet_cifar10.tracking import TrackingHook
