@@ -144,7 +144,10 @@ def full_path(
     )
     prepared = prepare_images(folder_dataset.load(), params["predict"]["resize"])
     middle = time.perf_counter()
-    predict_images(trained, prepared, batch, params["predict"]["test_time_augmentation"])
+    predict = params["predict"]
+    # The temperature's content is read only with scaling on.
+    tta, scaling = predict["test_time_augmentation"], predict["temperature_scaling"]
+    predict_images(trained, prepared, batch, tta, {}, scaling)
     return prepared, middle - start, time.perf_counter() - middle
 
 

@@ -13,7 +13,8 @@ run's ``model_version`` tag.
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +217,7 @@ class TrackingHook(MlflowHook):
         card = self._catalog.get(MODEL).read_card(version) or {}
         return {key: str(card[key]) for key in LABELS if key in card}
 
-    def _guard(self, what: str, action: Any) -> None:
+    def _guard(self, what: str, action: Callable[[], Any]) -> None:
         """Run ``action`` against the store; on its first failure, stop tracking."""
         if self._failure is not None or self.run_id is None and what != "this run":
             return
@@ -229,6 +230,10 @@ class TrackingHook(MlflowHook):
                 f"{what} ({self.mlflow_config.server.mlflow_tracking_uri}: {_one_line(error)})"
             )
             switch_catalog_logging(self._catalog, False)
+            # A run the store took before it failed is not left open.
+            with suppress(Exception):
+                if mlflow.active_run():
+                    mlflow.end_run("FAILED")
 
     @hook_impl
     def before_node_run(self) -> None:
@@ -256,7 +261,7 @@ class TrackingHook(MlflowHook):
         """End the MLflow run as failed."""
         self._end(lambda: mlflow.end_run("FAILED"))
 
-    def _end(self, action: Any) -> None:
+    def _end(self, action: Callable[[], Any]) -> None:
         self._guard("the run's end", action)
         os.environ.pop(_RUN_ID, None)
         if self._failure is not None:
