@@ -42,7 +42,7 @@ test: install-test lint
 	$(PYTHON) -m pytest -n 2 --dist loadgroup
 
 # The inner loop: every node, dataset, hook and the schema, without the tests that drive
-# kedro, a browser or a notebook in subprocesses (57 to 78 s on both of 2 cores).
+# kedro, a browser or a notebook in subprocesses (78 s on both of 2 cores).
 test-fast: install-test
 	$(PYTHON) -m pytest -m "not slow" -n 2
 
