@@ -218,6 +218,26 @@ def test_every_runner_saves_what_the_default_runner_saves(
         ours.pop("model_version", None), theirs.pop("model_version", None)
         assert ours == theirs, name
 
+    # MLflow records the same parameters, tags and metric names under every runner.
+    mlflow = pytest.importorskip("mlflow", reason="MLflow is a dependency of the project")
+    [ours] = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}").search_runs(["1"])
+    [theirs] = mlflow.MlflowClient(f"sqlite:///{finished_project / 'mlflow.db'}").search_runs(["1"])
+    if "ParallelRunner" in flags:
+        # Kedro 1.7 starts its worker processes without the project's settings (a worker
+        # reads PACKAGE_NAME, None there), so kedro-mlflow's own hook runs in them too and
+        # logs the dict-valued parameters once more, unflattened.
+        extra = ours.data.params.keys() - theirs.data.params.keys()
+        assert theirs.data.params.keys() <= ours.data.params.keys()
+        assert all(ours.data.params[key].startswith("{") for key in extra), extra
+    else:
+        assert ours.data.params.keys() == theirs.data.params.keys()
+        # Every artifact in the one run, whichever thread saved it.
+        ours_client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+        listed = {artifact.path for artifact in ours_client.list_artifacts(ours.info.run_id)}
+        assert len(listed) == 8, listed
+    assert ours.data.metrics.keys() == theirs.data.metrics.keys()
+    assert ours.data.tags["model_version"] == run and ours.info.status == "FINISHED"
+
 
 def test_the_packaged_project_runs_from_an_empty_folder(
     finished_project: Path, tmp_path: Path

@@ -38,7 +38,7 @@ SWITCH = "enabled"
 # Artifacts of a local SQLite store go to this folder beside the database.
 ARTIFACT_FOLDER = "mlartifacts"
 _SQLITE = "sqlite:///"
-# MLflow's own variable: threads and ParallelRunner's processes log to the run it names.
+# MLflow's own variable: the first start_run of a process resumes the run it names.
 _RUN_ID = "MLFLOW_RUN_ID"
 
 
@@ -185,6 +185,13 @@ class TrackingHook(MlflowHook):
             ("" if trains else "evaluate ") + run_params["run_id"]
         )
         super().before_pipeline_run(run_params, pipeline, catalog)
+        # kedro-mlflow's datasets log to the run they name, from any thread or process:
+        # MLflow's active run is per thread, and it reads MLFLOW_RUN_ID once.
+        for _, dataset in catalog.items():
+            if getattr(dataset, "_logging_activated", None) is not None:
+                dataset.run_id = self.run_id
+        # ParallelRunner's processes start without the project's settings (Kedro 1.7), so
+        # kedro-mlflow's own hook runs there; this keeps what it logs in this run.
         os.environ[_RUN_ID] = self.run_id
         tags = {"run_kind": "train" if trains else "evaluate"}
         if not trains:
@@ -237,8 +244,8 @@ class TrackingHook(MlflowHook):
 
     @hook_impl
     def before_node_run(self) -> None:
-        """Nothing per node: the parameters are logged as the run starts, and MLflow's
-        MLFLOW_RUN_ID brings threads and processes to the run."""
+        """Nothing per node: the parameters are logged as the run starts, and the
+        datasets name the run they log to."""
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict, pipeline: Pipeline, catalog: Any) -> None:
