@@ -61,9 +61,15 @@ def copy_project(source: Path, target: Path) -> Path:
                 "UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)",
                 (old, new),
             )
-            database.execute(
-                "UPDATE runs SET artifact_uri = replace(artifact_uri, ?, ?)", (old, new)
-            )
+            for table, column in (
+                ("runs", "artifact_uri"),
+                ("logged_models", "artifact_location"),
+                ("model_versions", "storage_location"),
+            ):
+                database.execute(
+                    f"UPDATE {table} SET {column} = replace({column}, ?, ?)",
+                    (old, new),
+                )
     return target
 
 

@@ -56,6 +56,8 @@ def test_sections_used_are_the_top_level_keys_the_nodes_read() -> None:
         "seed",
         "class_names",
         "run_label",
+        "predict",
+        "serve",
     }
     assert sections_used(evaluate.create_pipeline()) == {"class_names", "evaluate"}
     assert sections_used(predict.create_pipeline()) == {"predict"}

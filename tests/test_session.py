@@ -59,7 +59,7 @@ def test_a_mistyped_pipeline_lists_the_pipelines(session: ProjectSession) -> Non
         session.run(pipeline_names=["evalute"])
     assert str(raised.value) == (
         "No pipeline named 'evalute'; the pipelines are: __default__, data_processing, "
-        "evaluate, features, predict, robustness, training."
+        "evaluate, export, features, predict, robustness, training."
     )
 
 

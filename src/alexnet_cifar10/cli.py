@@ -1,4 +1,5 @@
-"""Project commands: Kedro's own ``run``, behind the project's one error boundary.
+"""Project commands: Kedro's own ``run``, behind the project's one error boundary, and
+``serve`` (MLflow's scoring server on a trained model; ``server.py``).
 
 Every mistake a user can fix ends ``kedro run`` with one line per problem and exit
 status 1, never a traceback:
@@ -178,6 +179,35 @@ def _describe(name: str, **kwargs: Any) -> Any:
     return kedro_describe.callback(name=name, **kwargs)
 
 
+@click.command(name="serve")
+@click.option(
+    "--model-version", default=None, help="Registered version of alexnet_cifar10 [newest]."
+)
+@click.option("--port", default=5001, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--env", "-e", default=None, help="Kedro environment whose mlflow.yml to read.")
+def serve(model_version: str | None, port: int, host: str, env: str | None) -> None:
+    """Answer POST /invocations with the served model of a training run (MLflow's server)."""
+    from kedro.framework.session import KedroSession  # noqa: PLC0415
+    from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+
+    from alexnet_cifar10.server import ServeError  # noqa: PLC0415
+    from alexnet_cifar10.server import serve as start  # noqa: PLC0415
+
+    project = bootstrap_project(find_kedro_project(Path.cwd()) or Path.cwd()).project_path
+    with KedroSession.create(project_path=project, env=env) as session:
+        mlflow_conf = getattr(session.load_context(), "mlflow", None)
+    uri = mlflow_conf.server.mlflow_tracking_uri if mlflow_conf else None
+    try:
+        if uri is None:
+            raise ServeError("MLflow tracking is off (mlflow.yml): no model registry to serve.")
+        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+            raise ServeError(f"No tracking store at {uri}: train a model first (kedro run).")
+        start(uri, model_version, host, port)
+    except ServeError as error:
+        raise click.ClickException(str(error)) from error
+
+
 run = _RunCommand(name="run", params=kedro_run.params, callback=_run, help=kedro_run.help)
 # Kedro's registry commands, with `describe` answering a mistyped name in one line.
 describe = click.Command(
@@ -188,4 +218,6 @@ registry = click.Group(
     commands={"list": kedro_registry.commands["list"], "describe": describe},
     help=kedro_registry.help,
 )
-cli = click.Group(name="alexnet-cifar10", commands={"run": run, "registry": registry})
+cli = click.Group(
+    name="alexnet-cifar10", commands={"run": run, "registry": registry, "serve": serve}
+)

@@ -1,7 +1,10 @@
-"""Class probabilities of a trained network, optionally averaged over test-time views."""
+"""Class probabilities of a trained network (Keras, or exported to ONNX), optionally
+averaged over test-time views."""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -35,3 +38,25 @@ def predict_probabilities(
     """The network's class probabilities, averaged over the test-time views."""
     each = [network.predict(view, batch_size=batch_size, verbose=0) for view in views(images, tta)]
     return np.mean(each, axis=0, dtype=np.float32)
+
+
+class OnnxNetwork:
+    """A network exported as ONNX, on ONNX Runtime's CPU provider, with the slice of Keras'
+    ``Model.predict`` that the project's nodes call, and the card its export wrote into
+    the file (the model's labels and class names)."""
+
+    def __init__(self, onnx_model: bytes) -> None:
+        import onnxruntime  # noqa: PLC0415 - only where an exported network runs
+
+        self._session = onnxruntime.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+        meta = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.card = {**meta, "class_names": json.loads(meta.get("class_names", "[]"))}
+
+    def predict(self, images: np.ndarray, batch_size: int, verbose: int = 0) -> np.ndarray:
+        """The class probabilities of uint8 ``images``, ``batch_size`` at a time."""
+        batches = [
+            self._session.run(None, {self._input: np.ascontiguousarray(batch)})[0]
+            for batch in np.array_split(images, max(math.ceil(len(images) / batch_size), 1))
+        ]
+        return np.concatenate(batches)

@@ -13,15 +13,23 @@ from alexnet_cifar10.hooks import (
 from alexnet_cifar10.session import ProjectSession
 
 # Lines a user of this project cannot act on, off the console and the log file: Kedro's
-# hints at --async and at typed parameters, MLflow's database set-up lines, and two
-# warnings addressed to library authors: MLflow's advice on the model class in
-# kedro-mlflow's hook module (imported below; MLflow re-enables the warning inside its own
-# call, so a warnings filter cannot drop it) and FastAPI's on kedro-viz's responses.
+# hints at --async and at typed parameters, MLflow's database set-up lines, and warnings
+# addressed to library authors: MLflow's advice on the model class in kedro-mlflow's hook
+# module (imported below; MLflow re-enables the warning inside its own call, so a warnings
+# filter cannot drop it), FastAPI's on kedro-viz's responses, and the ones named below.
 _NOT_ACTIONABLE = {
     "kedro.runner.sequential_runner": ("Use the --async flag",),
     "kedro.runner.parallel_runner": ("Use the --async flag",),
     "kedro.validation.parameter_validator": ("No typed parameter requirements found",),
-    "py.warnings": ("Add type hints to the `predict` method", "ORJSONResponse is deprecated"),
+    "py.warnings": (
+        "Add type hints to the `predict` method",
+        "ORJSONResponse is deprecated",
+        # Keras' ONNX export probing NumPy, and MLflow on the served model's row index.
+        "`np.object` will be defined",
+        "Inferred schema contains integer column",
+    ),
+    # MLflow's advice to log models as code, given for every model object it pickles.
+    "mlflow.pyfunc": ("Passing a Python object as `python_model`",),
     # The project's own line says where the run is recorded.
     "kedro_mlflow.framework.hooks.mlflow_hook": ("has started",),
     "mlflow.store.db.utils": ("database tables",),

@@ -6,8 +6,9 @@ run, Kedro's tags and command, one parameter per key the nodes read, the run's e
 its datasets, declared in the catalog: ``MlflowArtifactDataset`` around the versioned
 reports, ``MlflowRunMetricsDataset`` for the metric histories. ``TrackingHook`` subclasses
 the plugin's hook only where this project needs more; each override says what and why.
-The trained model itself is not copied into MLflow: it is a catalog version, named by the
-run's ``model_version`` tag.
+A training run also logs its served model (``serving.py``: the ONNX network with the predict
+path), registered as a new version of ``alexnet_cifar10``; the Keras archive stays a
+catalog version, named by the run's ``model_version`` tag.
 """
 
 from __future__ import annotations

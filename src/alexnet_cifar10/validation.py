@@ -147,6 +147,25 @@ class Predict(_Schema):
     contact_sheet: ContactSheet
 
 
+class Decoding(_Schema):
+    formats: Annotated[
+        list[Literal["BMP", "GIF", "JPEG", "PNG", "TIFF", "WEBP"]], Field(min_length=1)
+    ]
+    max_pixels: PositiveInt
+    max_file_bytes: PositiveInt
+    draft_size: PositiveInt | None
+
+
+class Serve(_Schema):
+    max_rows: PositiveInt
+    max_request_bytes: PositiveInt
+    decoding: Decoding
+
+
+class Export(_Schema):
+    parity_tolerance: Annotated[float, Field(gt=0, lt=1)]
+
+
 class LinearProbe(_Schema):
     C: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
     max_iter: PositiveInt
@@ -171,6 +190,8 @@ SECTIONS: dict[str, Any] = {
     "training": Training,
     "evaluate": Evaluate,
     "predict": Predict,
+    "serve": Serve,
+    "export": Export,
     "features": Features,
     "robustness": Robustness,
 }

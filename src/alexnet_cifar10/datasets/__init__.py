@@ -1,6 +1,7 @@
 """Custom Kedro datasets of the project."""
 
 from alexnet_cifar10.datasets.cifar10_dataset import CIFAR10Data, CIFAR10Dataset
+from alexnet_cifar10.datasets.exported_model_dataset import OnnxModelDataset, SavedModelDataset
 from alexnet_cifar10.datasets.image_folder_dataset import ImageFolderDataset
 from alexnet_cifar10.datasets.kedro_datasets_atomic import (
     CSVDataset,
@@ -26,7 +27,9 @@ __all__ = [
     "KerasModelDataset",
     "MatplotlibDataset",
     "NpzDataset",
+    "OnnxModelDataset",
     "ParquetDataset",
+    "SavedModelDataset",
     "TrainedModelDataset",
     "UserImage",
     "UserImageDataset",

@@ -116,13 +116,8 @@ class UserImageDataset(FileVersionedDataset):
         raise DatasetError(f"{type(self).__name__} is read-only: it never writes images.")
 
     def load(self) -> UserImage:
-        content = self._read(get_filepath_str(self._get_load_path(), self._protocol))
-        max_pixels = self._load_args["max_pixels"]
-        with _pillow_limits(max_pixels):
-            try:
-                return self._decode(content)
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-                raise _too_many_pixels(error, max_pixels) from error
+        path = get_filepath_str(self._get_load_path(), self._protocol)
+        return decode_image(self._read(path), self._load_args)
 
     def _read(self, path: str) -> bytes:
         limit = self._load_args["max_file_bytes"]
@@ -143,34 +138,49 @@ class UserImageDataset(FileVersionedDataset):
             raise ImageRefusedError(
                 f"the file could not be read: {error.strerror or error}"
             ) from error
-        if not content:
-            raise ImageRefusedError("empty file (0 bytes)")
         if len(content) > limit:
             raise ImageRefusedError(f"file grew over the limit of {limit:,} bytes while read")
         return content
 
-    def _decode(self, content: bytes) -> UserImage:
-        formats = self._load_args["formats"]
+
+def decode_image(content: bytes, load_args: dict[str, Any]) -> UserImage:
+    """A file's bytes as a ``UserImage``, under the limits of ``load_args`` (the keys of
+    ``UserImageDataset.DEFAULT_LOAD_ARGS``), or an ``ImageRefusedError`` saying why."""
+    limit, max_pixels = load_args["max_file_bytes"], load_args["max_pixels"]
+    if not content:
+        raise ImageRefusedError("empty file (0 bytes)")
+    if len(content) > limit:
+        raise ImageRefusedError(
+            f"file of {len(content):,} bytes is over the limit of {limit:,} (max_file_bytes)"
+        )
+    with _pillow_limits(max_pixels):
         try:
-            image = Image.open(io.BytesIO(content), formats=formats)
-        except Image.UnidentifiedImageError as error:
-            hint = ": it holds text" if _looks_like_text(content) else ""
-            raise ImageRefusedError(
-                f"not an image in an accepted format ({', '.join(formats)}){hint}"
-            ) from error
-        try:
-            facts = (image.format, image.mode, image.size, getattr(image, "n_frames", 1))
-            if self._load_args["draft_size"]:  # a no-op for formats other than JPEG
-                image.draft(None, (self._load_args["draft_size"],) * 2)
-            image.load()
-            orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-            upright = ImageOps.exif_transpose(image) if orientation != 1 else image
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise
-        # Pillow's decoders fail on damaged or crafted data with many exception types
-        # (OSError, SyntaxError, ValueError, EOFError, struct.error...): whichever it is,
-        # this file is refused and the caller goes on with the next one.
-        except Exception as error:  # noqa: BLE001
-            reason = " ".join(str(error).split()) or type(error).__name__
-            raise ImageRefusedError(f"damaged {image.format} data: {reason}") from error
-        return UserImage(upright, *facts, rotated=orientation != 1)
+            return _decode(content, load_args["formats"], load_args["draft_size"])
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise _too_many_pixels(error, max_pixels) from error
+
+
+def _decode(content: bytes, formats: list[str], draft_size: int | None) -> UserImage:
+    try:
+        image = Image.open(io.BytesIO(content), formats=formats)
+    except Image.UnidentifiedImageError as error:
+        hint = ": it holds text" if _looks_like_text(content) else ""
+        raise ImageRefusedError(
+            f"not an image in an accepted format ({', '.join(formats)}){hint}"
+        ) from error
+    try:
+        facts = (image.format, image.mode, image.size, getattr(image, "n_frames", 1))
+        if draft_size:  # a no-op for formats other than JPEG
+            image.draft(None, (draft_size,) * 2)
+        image.load()
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+        upright = ImageOps.exif_transpose(image) if orientation != 1 else image
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise
+    # Pillow's decoders fail on damaged or crafted data with many exception types
+    # (OSError, SyntaxError, ValueError, EOFError, struct.error...): whichever it is,
+    # this file is refused and the caller goes on with the next one.
+    except Exception as error:  # noqa: BLE001
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ImageRefusedError(f"damaged {image.format} data: {reason}") from error
+    return UserImage(upright, *facts, rotated=orientation != 1)

@@ -14,7 +14,7 @@ from alexnet_cifar10.pipelines import evaluate, training
 VERSION = "2026-01-02T03.04.05.678Z"
 
 
-def test_training_then_evaluate(tiny_training: dict, tmp_path: Path) -> None:
+def test_training_then_evaluate(tiny_training: dict, base_params: dict, tmp_path: Path) -> None:
     inputs = {
         "model_input_train": make_split(48),
         "model_input_validation": make_split(16, 1),
@@ -30,6 +30,8 @@ def test_training_then_evaluate(tiny_training: dict, tmp_path: Path) -> None:
         "params:evaluate.batch_size": 8,
         "params:evaluate.test_time_augmentation": {"horizontal_flip": True, "shift": 0},
         "params:evaluate.calibration": {"bins": 15},
+        "params:predict": base_params["predict"],
+        "params:serve": base_params["serve"],
     }
     catalog = DataCatalog(datasets={k: MemoryDataset(v) for k, v in inputs.items()})
     catalog["model"] = TrainedModelDataset(
@@ -44,6 +46,7 @@ def test_training_then_evaluate(tiny_training: dict, tmp_path: Path) -> None:
         "accuracy_plot",
         "loss_plot",
         "confusion_matrix_plot",
+        "served_model",
     )
     for name in outputs:
         catalog[name] = MemoryDataset(copy_mode="assign")
@@ -63,3 +66,7 @@ def test_training_then_evaluate(tiny_training: dict, tmp_path: Path) -> None:
     assert VERSION in catalog.load("accuracy_plot").get_axes()[0].get_title()
     assert len(catalog.load("confusion_matrix_plot").get_axes()[0].texts) == 100
     assert catalog.load("model_summary")["layer"].iloc[-1] == "total"
+    # The served model names the model it was packaged from, through its ONNX file.
+    assert catalog.load("served_model").labels == dict(
+        zip(("run_label", "kedro_env", "model_version"), labels, strict=True)
+    )

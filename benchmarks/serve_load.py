@@ -1,0 +1,266 @@
+"""Serving load: `kedro serve`'s server under concurrent clients against the same model in process.
+
+    python benchmarks/serve_load.py [--clients 8] [--requests 250] [--batch 64] [--batches 10]
+
+Packages the recipe's network (``conf/base``; untrained weights cost the same as trained
+ones) as the served model, exactly as the training pipeline does (``export_onnx``,
+``package_served_model``, the ``predict`` and ``serve`` parameters of conf/base), saves it
+in MLflow's format and starts the server that ``kedro serve`` runs (``server.answer``:
+MLflow's scoring server behind the body limit) in a subprocess on 127.0.0.1. Then, with
+32x32 PNG pictures (seeded; a CIFAR-sized file, about 3 KB):
+
+* served: ``--clients`` threads, each with its own connection, send ``--requests``
+  single-picture requests one after the other; then ``--batches`` requests of ``--batch``
+  pictures each;
+* bare: the same requests' tables through the served model's ``predict`` in this process
+  (decoding, the 32x32 policy and ONNX Runtime: everything but HTTP and JSON), one at a time.
+
+Prints requests/s, pictures/s, p50/p95/p99 latency, errors, the server's resident memory
+(RSS) before the load, after the first 100 requests and after all, and the ratio served /
+bare in pictures/s. Last, why ONNX Runtime serves: one picture's latency through Keras'
+``predict``, a direct call of the Keras network, and ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import io
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import mlflow
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from alexnet_cifar10.inference import OnnxNetwork
+from alexnet_cifar10.pipelines.export.nodes import export_onnx, package_served_model
+from alexnet_cifar10.pipelines.training.nodes import build_model
+from alexnet_cifar10.provenance import TrainedModel
+from alexnet_cifar10.serving import example_request
+from bench_common import load_parameters
+
+SERVER = (
+    "import sys, mlflow; from alexnet_cifar10.server import answer; "
+    "answer(mlflow.pyfunc.load_model(sys.argv[1]), '127.0.0.1', int(sys.argv[2]), 'benchmark')"
+)
+
+
+def pictures(count: int, seed: int) -> list[str]:
+    """``count`` smooth 32x32 RGB pictures as base64 PNG files."""
+    rng = np.random.default_rng(seed)
+    made = []
+    for _ in range(count):
+        small = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+        picture = Image.fromarray(small).resize((32, 32), Image.Resampling.BICUBIC)
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        made.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
+    return made
+
+
+def served_model(params: dict) -> tuple[object, TrainedModel]:
+    """The served model of the recipe's network, and that network with a card."""
+    network = build_model(
+        params["training"]["model"],
+        params["training"]["augmentation"],
+        params["training"]["precision"],
+        params["seed"],
+        params["class_names"],
+    )
+    card = {
+        "model_version": "benchmark",
+        "run_label": "untrained recipe network",
+        "kedro_env": "base",
+        "class_names": params["class_names"],
+    }
+    model = TrainedModel(network, card, pd.DataFrame())
+    return package_served_model(export_onnx(model), params["predict"], params["serve"]), model
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def body(rows: list[str]) -> bytes:
+    return json.dumps({"dataframe_split": {"columns": ["image"], "data": [[r] for r in rows]}}).encode()
+
+
+def load(port: int, requests: list[list[bytes]], on_done: callable) -> dict:
+    """Each client (a list of request bodies) on its own thread and connection."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def client(bodies: list[bytes]) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        for payload in bodies:
+            started = time.perf_counter()
+            try:
+                connection.request(
+                    "POST", "/invocations", payload, {"Content-Type": "application/json"}
+                )
+                response = connection.getresponse()
+                text = response.read()
+                ok = response.status == 200 and b'"refused' not in text
+            except OSError:
+                ok = False
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            with lock:
+                latencies.append(time.perf_counter() - started)
+                errors[0] += not ok
+                on_done(len(latencies))
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(bodies,)) for bodies in requests]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    ms = np.asarray(latencies) * 1000
+    return {
+        "requests": len(latencies),
+        "seconds": seconds,
+        "requests_per_s": len(latencies) / seconds,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "errors": errors[0],
+    }
+
+
+def bare(served: object, tables: list[pd.DataFrame]) -> dict:
+    started = time.perf_counter()
+    for table in tables:
+        served.predict(None, table)
+    seconds = time.perf_counter() - started
+    return {"requests": len(tables), "seconds": seconds, "requests_per_s": len(tables) / seconds}
+
+
+def single_picture_ms(network: object, onnx_network: OnnxNetwork, rounds: int) -> dict:
+    image = np.zeros((1, 32, 32, 3), np.uint8)
+    ways = {
+        "Keras Model.predict": lambda: network.predict(image, verbose=0),
+        "Keras direct call": lambda: np.asarray(network(image, training=False)),
+        "ONNX Runtime": lambda: onnx_network.predict(image, batch_size=1),
+    }
+    result = {}
+    for name, call in ways.items():
+        call()
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - started)
+        result[name] = float(np.median(times) * 1000)
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_ready(port: int, process: subprocess.Popen, timeout: float = 120) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise SystemExit(f"the server stopped: {process.stdout.read()[-3000:]}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/ping")
+            if connection.getresponse().status == 200:
+                return time.monotonic() - started
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the server never answered /ping")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=250, help="single requests per client")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batches", type=int, default=10, help="batch requests per client")
+    args = parser.parse_args()
+
+    params = load_parameters("base")
+    served, model = served_model(params)
+    singles = pictures(args.clients * args.requests, seed=0)
+    batch_rows = pictures(args.batch, seed=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "served_model"
+        mlflow.pyfunc.save_model(path, python_model=served, input_example=example_request())
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(path), str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            startup = wait_ready(port, process)
+            memory = {"before": rss_mib(process.pid)}
+
+            def note(done: int) -> None:
+                if done == 100:
+                    memory["after 100"] = rss_mib(process.pid)
+
+            clients = [
+                [body([singles[c * args.requests + r]]) for r in range(args.requests)]
+                for c in range(args.clients)
+            ]
+            single = load(port, clients, note)
+            memory["after singles"] = rss_mib(process.pid)
+            batched = load(port, [[body(batch_rows)] * args.batches] * args.clients, lambda _: 0)
+            memory["after batches"] = rss_mib(process.pid)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+    served.load_context(None)
+    bare_single = bare(served, [pd.DataFrame({"image": [row]}) for row in singles])
+    bare_batch = bare(served, [pd.DataFrame({"image": batch_rows})] * (args.batches * 2))
+    latency = single_picture_ms(model.network, OnnxNetwork(served.onnx_model), rounds=200)
+
+    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"server ready in {startup:.1f} s (model loaded, /ping answered)")  # fmt: skip
+    print(f"{'load':<34}{'req/s':>8}{'pict/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+          f"{'errors':>8}")  # fmt: skip
+    rows = [
+        (f"served: {args.clients} clients x {args.requests} x 1", single, 1),
+        (f"served: {args.clients} clients x {args.batches} x {args.batch}", batched, args.batch),
+    ]
+    for name, result, size in rows:
+        print(f"{name:<34}{result['requests_per_s']:>8.1f}{result['requests_per_s'] * size:>9.0f}"
+              f"{result['p50_ms']:>9.1f}{result['p95_ms']:>9.1f}{result['p99_ms']:>9.1f}"
+              f"{result['errors']:>8}")  # fmt: skip
+    for name, result, size in (("bare: 1 picture a call", bare_single, 1),
+                               (f"bare: {args.batch} pictures a call", bare_batch, args.batch)):  # fmt: skip
+        print(f"{name:<34}{result['requests_per_s']:>8.1f}{result['requests_per_s'] * size:>9.0f}")
+    print("server RSS MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
+    print(f"served / bare, pictures/s: single {single['requests_per_s'] / bare_single['requests_per_s']:.2f}, "
+          f"batches of {args.batch} {batched['requests_per_s'] / bare_batch['requests_per_s']:.2f}")  # fmt: skip
+    print("one picture, median ms: " + ", ".join(f"{k} {v:.1f}" for k, v in latency.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""The export pipeline: the trained network for other runtimes, and the parity report."""
+
+from kedro.pipeline import Node, Pipeline
+
+from alexnet_cifar10.pipelines.export.nodes import (
+    export_onnx,
+    export_saved_model,
+    onnx_parity,
+    package_served_model,
+)
+
+EXPORT_ONNX = Node(export_onnx, inputs="model", outputs="onnx_model", name="export_onnx")
+
+
+def serving_pipeline() -> Pipeline:
+    """The trained model's ONNX file, packaged as the served model (part of training)."""
+    return Pipeline(
+        [
+            EXPORT_ONNX,
+            Node(
+                package_served_model,
+                inputs=["onnx_model", "params:predict", "params:serve"],
+                outputs="served_model",
+                name="package_served_model",
+            ),
+        ]
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Export the model as ONNX and as a SavedModel; compare ONNX Runtime with Keras."""
+    return Pipeline(
+        [
+            EXPORT_ONNX,
+            Node(
+                export_saved_model, inputs="model", outputs="saved_model", name="export_saved_model"
+            ),
+            Node(
+                onnx_parity,
+                inputs=[
+                    "onnx_model",
+                    "model",
+                    "model_input_test",
+                    "params:evaluate.batch_size",
+                    "params:export.parity_tolerance",
+                ],
+                outputs="export_parity",
+                name="onnx_parity",
+            ),
+        ]
+    )

@@ -1,0 +1,221 @@
+"""End to end, as a user types it: `kedro run --pipelines export` on a trained project;
+`kedro serve` in a subprocess, its answers against `kedro run --pipelines predict` on the
+same files, and bad requests."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro_cli import kedro, start_kedro, versions
+from user_images import BAD, GOOD, VANISHING, write_user_images
+
+pytestmark = pytest.mark.slow
+
+FILES = sorted(name for name in {**BAD, **GOOD} if name != VANISHING)
+MAX_REQUEST_BYTES = 33554432  # parameters_serve.yml
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _post(port: int, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request(
+        "POST", "/invocations", body, {"Content-Type": "application/json", **(headers or {})}
+    )
+    response = connection.getresponse()
+    status, text = response.status, response.read()
+    connection.close()
+    return status, json.loads(text)
+
+
+def _split(rows: list) -> bytes:
+    return json.dumps({"dataframe_split": {"columns": ["image"], "data": rows}}).encode()
+
+
+def _b64(content: bytes) -> str:
+    return base64.b64encode(content).decode("ascii")
+
+
+class Server:
+    """A `kedro serve` subprocess whose output is read as it comes (a full pipe would
+    stop it)."""
+
+    def __init__(self, project: Path, port: int) -> None:
+        self.port, self.lines, self.ready = port, [], threading.Event()
+        self.started = time.monotonic()
+        self.process = start_kedro(project, "serve", "--env", "test", "--port", str(port))
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def wait_ready(self, timeout: float = 60) -> float:
+        while time.monotonic() - self.started < timeout:
+            assert self.process.poll() is None, "".join(self.lines)[-4000:]
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                connection.request("GET", "/ping")
+                if connection.getresponse().status == 200:
+                    return time.monotonic() - self.started
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("no answer to /ping:\n" + "".join(self.lines)[-4000:])
+
+
+@pytest.fixture
+def served(finished_project: Path) -> Iterator[tuple[Path, Server]]:
+    server = Server(finished_project, _free_port())
+    try:
+        yield finished_project, server
+    finally:
+        os.kill(server.process.pid, signal.SIGTERM)
+        try:
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            raise
+
+
+def test_served_answers_are_the_predict_pipelines_and_bad_requests_never_stop_it(
+    served: tuple[Path, Server],
+) -> None:
+    project, server = served
+    folder = project / "data/01_raw/user_images"
+    write_user_images(folder, {name: {**BAD, **GOOD}[name] for name in FILES})
+    seconds = server.wait_ready()
+    assert seconds < 60, seconds  # about 10 s on a 2-core CPU, its Python start included
+    log = "".join(server.lines)
+    [model_version] = versions(project, "06_models", "alexnet.keras")
+    assert "Serving alexnet_cifar10 version 1" in " ".join(log.split())
+    assert model_version in log
+
+    predicted = kedro(project, "run", "--env", "test", "--pipelines", "predict")
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    [csv_version] = versions(project, "07_model_output", "user_predictions.csv")
+    expected = pd.read_csv(
+        project / "data/07_model_output/user_predictions.csv" / csv_version / "user_predictions.csv"
+    ).set_index("file")
+
+    status, answer = _post(
+        server.port, _split([[_b64((folder / name).read_bytes())] for name in FILES])
+    )
+    assert status == 200, answer
+    rows = pd.DataFrame(answer["predictions"])
+    assert list(rows["file"]) == list(range(len(FILES)))
+    rows.index = FILES
+    expected = expected.loc[FILES]
+    assert list(rows["status"]) == list(expected["status"])
+    assert set(expected.columns) - {"file"} <= set(rows.columns)
+    probabilities = [name for name in expected.columns if name.startswith("p_")]
+    got = rows[probabilities].astype(float).to_numpy()
+    np.testing.assert_allclose(got, expected[probabilities].to_numpy(), atol=1e-4)
+    assert (rows["model_version"] == model_version).all()
+    assert list(rows["top1_class"].fillna("")) == list(expected["top1_class"].fillna(""))
+
+    good = _split([[_b64((folder / "photo.jpg").read_bytes())]])
+    for name, send, want, reason in BAD_REQUESTS:
+        status, answer = send(server.port)
+        assert status == want, (name, answer)
+        text = json.dumps(answer)
+        assert reason in text, (name, text[:2000])
+        status, answer = _post(server.port, good)
+        assert status == 200, (name, answer)
+        assert answer["predictions"][0]["status"] == "ok"
+    assert server.process.poll() is None
+
+
+def test_export_writes_onnx_a_saved_model_and_their_parity_with_its_models_labels(
+    finished_project: Path,
+) -> None:
+    project = finished_project
+    [model_version] = versions(project, "06_models", "alexnet.keras")
+    result = kedro(project, "run", "--env", "test", "--pipelines", "export")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(versions(project, "06_models", "alexnet.onnx")) == 2  # training's, and this
+    [saved] = versions(project, "06_models", "alexnet_savedmodel")
+    folder = project / "data/06_models/alexnet_savedmodel" / saved / "alexnet_savedmodel"
+    assert (folder / "saved_model.pb").is_file()
+    card = json.loads((folder / "assets.extra/model_card.json").read_text())
+    assert card["model_version"] == model_version
+    [report_version] = versions(project, "08_reporting", "export_parity.json")
+    report = json.loads(
+        (
+            project / "data/08_reporting/export_parity.json" / report_version / "export_parity.json"
+        ).read_text()
+    )
+    assert report["model_version"] == model_version
+    assert report["images"] == report["identical_top1"] == 100  # the synthetic test split
+    assert report["within_tolerance"], report
+    assert "ONNX parity on 100 test images: identical top-1 on 100" in result.log
+
+
+def _huge(port: int) -> tuple[int, dict]:
+    """Headers that announce a body larger than the limit, then a first kilobyte of it."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.putrequest("POST", "/invocations")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(MAX_REQUEST_BYTES + 1))
+    connection.endheaders()
+    connection.send(b"x" * 1024)
+    response = connection.getresponse()
+    status, text = response.status, response.read()
+    connection.close()
+    return status, json.loads(text)
+
+
+def _chunked(port: int) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request(
+        "POST", "/invocations", iter([_split([["QUJD"]])]),
+        {"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        encode_chunked=True,
+    )  # fmt: skip
+    response = connection.getresponse()
+    status, text = response.status, response.read()
+    connection.close()
+    return status, json.loads(text)
+
+
+def _sending(body: bytes) -> Callable[[int], tuple[int, dict]]:
+    return lambda port: _post(port, body)
+
+
+# Each bad request: its name, how it is sent, the status and a part of the answer.
+BAD_REQUESTS: list[tuple[str, Callable[[int], tuple[int, dict]], int, str]] = [
+    ("malformed JSON", _sending(b'{"dataframe_split": {'), 400, "valid JSON"),
+    (
+        "misnamed column",
+        _sending(b'{"dataframe_split": {"columns": ["picture"], "data": [["QUJD"]]}}'),
+        400,
+        "Model is missing inputs ['image']",
+    ),
+    ("no table", _sending(b'{"inputs": 3}'), 400, "error_code"),
+    ("text that is not base64", _sending(_split([["not base64!"]])), 200, "refused: not base64"),
+    ("a number for a picture", _sending(_split([[42]])), 200, "refused: not base64 text"),
+    (
+        "5,000 rows",
+        _sending(_split([["QUJD"]] * 5000)),
+        400,
+        "5,000 pictures in one request: at most 256 (serve.max_rows)",
+    ),
+    ("a body over 32 MiB", _huge, 413, "over the limit of 33,554,432 (serve.max_request_bytes)"),
+    ("a body of unstated length", _chunked, 411, "must state its Content-Length"),
+]  # fmt: skip

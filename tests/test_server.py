@@ -1,0 +1,81 @@
+"""Unit tests of ``kedro serve``'s pieces: the body limit in front of MLflow's server, the
+registered version it picks, the port it checks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from types import SimpleNamespace
+
+import pytest
+
+from alexnet_cifar10 import server
+
+
+async def _answer(app: object, headers: list[tuple[bytes, bytes]], method: str = "POST") -> dict:
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app({"type": "http", "method": method, "headers": headers}, receive, send)
+    return {
+        "status": sent[0]["status"],
+        "body": b"".join(m.get("body", b"") for m in sent[1:]),
+    }
+
+
+async def _inner(scope: dict, receive: object, send: object) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"inner"})
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "reason"),
+    [
+        ([(b"content-length", b"100")], 200, None),
+        ([(b"content-length", b"101")], 413, "a body of 101 bytes is over the limit of 100"),
+        ([(b"transfer-encoding", b"chunked")], 411, "must state its Content-Length"),
+        ([(b"content-length", b"-5")], 411, "must state its Content-Length"),
+    ],
+)
+def test_a_body_over_the_limit_or_of_unknown_length_is_refused_unread(
+    headers: list, status: int, reason: str | None
+) -> None:
+    answer = asyncio.run(_answer(server.BodyLimit(_inner, 100), headers))
+    assert answer["status"] == status
+    if reason is None:
+        assert answer["body"] == b"inner"
+    else:
+        assert reason in json.loads(answer["body"])["message"]
+
+
+def test_a_get_needs_no_length() -> None:
+    answer = asyncio.run(_answer(server.BodyLimit(_inner, 100), [], method="GET"))
+    assert answer["status"] == 200
+
+
+def test_the_newest_version_is_served_unless_one_is_named(monkeypatch) -> None:
+    found = [SimpleNamespace(version=v) for v in ("1", "10", "9")]
+    client = SimpleNamespace(search_model_versions=lambda query: found)
+    monkeypatch.setattr("mlflow.MlflowClient", lambda uri: client)
+    assert server.registered_version("sqlite:///x.db", None).version == "10"
+    assert server.registered_version("sqlite:///x.db", "9").version == "9"
+    with pytest.raises(server.ServeError, match="No version 3 .* versions are: 1, 9, 10"):
+        server.registered_version("sqlite:///x.db", "3")
+    client.search_model_versions = lambda query: []
+    with pytest.raises(server.ServeError, match="No model is registered as alexnet_cifar10"):
+        server.registered_version("sqlite:///x.db", None)
+
+
+def test_a_port_in_use_is_named() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(server.ServeError, match=f"Cannot listen on 127.0.0.1:{port}"):
+            server.check_port("127.0.0.1", port)
