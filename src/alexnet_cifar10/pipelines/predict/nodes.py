@@ -39,7 +39,6 @@ from alexnet_cifar10.provenance import (
     MixedModelsError,
     TrainedModel,
     caption,
-    labelled,
     origin,
 )
 from alexnet_cifar10.validation import INPUT_SIZE
@@ -143,7 +142,7 @@ def prepare_images(
     return {**table, "accepted": accepted, "images": np.stack(pixels) if pixels else empty}
 
 
-def _top_classes(probabilities: np.ndarray, class_names: list[str]) -> pd.DataFrame:
+def _top_classes(probabilities: np.ndarray, class_names: list[str]) -> dict[str, np.ndarray]:
     known = ~np.isnan(probabilities).any(axis=1)
     order = np.argsort(-np.nan_to_num(probabilities, nan=-1.0), axis=1, kind="stable")
     rows, names, columns = np.arange(len(probabilities)), np.asarray(class_names), {}
@@ -151,7 +150,7 @@ def _top_classes(probabilities: np.ndarray, class_names: list[str]) -> pd.DataFr
         labels = order[:, rank - 1]
         columns[f"top{rank}_class"] = np.where(known, names[labels], None)
         columns[f"top{rank}_probability"] = probabilities[rows, labels]
-    return pd.DataFrame(columns)
+    return columns
 
 
 def _temperature(model: TrainedModel, temperature: dict[str, Any], scaling: bool) -> float:
@@ -188,14 +187,13 @@ def predict_images(  # noqa: PLR0913
         )
         if temperature_scaling:
             probabilities[accepted] = calibration.with_temperature(probabilities[accepted], scale)
-    frame = pd.DataFrame({"file": prepared["file_name"], "status": prepared["status"]})
-    frame = pd.concat([frame, _top_classes(probabilities, class_names)], axis=1)
-    frame = labelled(frame, model.labels)
-    frame["temperature"] = scale
-    for key in ("format", "original_size", "original_mode"):
-        frame[key] = prepared[key]
-    columns = pd.DataFrame(probabilities, columns=[f"p_{name}" for name in class_names])
-    return pd.concat([frame, columns], axis=1)
+    # One DataFrame built from its columns: a served picture is one such table a request.
+    columns = {"file": prepared["file_name"], "status": prepared["status"]}
+    columns |= _top_classes(probabilities, class_names) | model.labels
+    columns["temperature"] = np.full(len(accepted), scale)
+    columns |= {key: prepared[key] for key in ("format", "original_size", "original_mode")}
+    columns |= {f"p_{name}": probabilities[:, i] for i, name in enumerate(class_names)}
+    return pd.DataFrame(columns)
 
 
 def _tile(axis: Any, row: pd.Series, pixels: np.ndarray | None) -> None:
