@@ -36,6 +36,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from http import HTTPStatus
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -52,6 +54,8 @@ from alexnet_cifar10.provenance import TrainedModel
 from alexnet_cifar10.serving import example_request
 from bench_common import load_parameters
 
+# Requests after which the server's memory must stay steady.
+WARM_REQUESTS = 100
 SERVER = (
     "import sys, mlflow; from alexnet_cifar10.server import answer; "
     "answer(mlflow.pyfunc.load_model(sys.argv[1]), '127.0.0.1', int(sys.argv[2]), 'benchmark')"
@@ -98,10 +102,11 @@ def rss_mib(pid: int) -> float:
 
 
 def body(rows: list[str]) -> bytes:
-    return json.dumps({"dataframe_split": {"columns": ["image"], "data": [[r] for r in rows]}}).encode()
+    split = {"columns": ["image"], "data": [[row] for row in rows]}
+    return json.dumps({"dataframe_split": split}).encode()
 
 
-def load(port: int, requests: list[list[bytes]], on_done: callable) -> dict:
+def load(port: int, requests: list[list[bytes]], on_done: Callable[[int], None]) -> dict:
     """Each client (a list of request bodies) on its own thread and connection."""
     latencies: list[float] = []
     errors = [0]
@@ -117,7 +122,7 @@ def load(port: int, requests: list[list[bytes]], on_done: callable) -> dict:
                 )
                 response = connection.getresponse()
                 text = response.read()
-                ok = response.status == 200 and b'"refused' not in text
+                ok = response.status == HTTPStatus.OK and b'"refused' not in text
             except OSError:
                 ok = False
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -187,7 +192,7 @@ def wait_ready(port: int, process: subprocess.Popen, timeout: float = 120) -> fl
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             connection.request("GET", "/ping")
-            if connection.getresponse().status == 200:
+            if connection.getresponse().status == HTTPStatus.OK:
                 return time.monotonic() - started
         except OSError:
             time.sleep(0.1)
@@ -221,8 +226,8 @@ def main() -> None:
             memory = {"before": rss_mib(process.pid)}
 
             def note(done: int) -> None:
-                if done == 100:
-                    memory["after 100"] = rss_mib(process.pid)
+                if done == WARM_REQUESTS:
+                    memory[f"after {WARM_REQUESTS}"] = rss_mib(process.pid)
 
             clients = [
                 [body([singles[c * args.requests + r]]) for r in range(args.requests)]
@@ -241,24 +246,29 @@ def main() -> None:
     bare_batch = bare(served, [pd.DataFrame({"image": batch_rows})] * (args.batches * 2))
     latency = single_picture_ms(model.network, OnnxNetwork(served.onnx_model), rounds=200)
 
-    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"server ready in {startup:.1f} s (model loaded, /ping answered)")  # fmt: skip
+    ratios = (
+        single["requests_per_s"] / bare_single["requests_per_s"],
+        batched["requests_per_s"] / bare_batch["requests_per_s"],
+    )
+    print(f"\n{platform.machine()}, {os.cpu_count()} cores; server ready in {startup:.1f} s "
+          "(model loaded, /ping answered)")  # fmt: skip
     print(f"{'load':<34}{'req/s':>8}{'pict/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
           f"{'errors':>8}")  # fmt: skip
     rows = [
         (f"served: {args.clients} clients x {args.requests} x 1", single, 1),
         (f"served: {args.clients} clients x {args.batches} x {args.batch}", batched, args.batch),
+        ("bare: 1 picture a call", bare_single, 1),
+        (f"bare: {args.batch} pictures a call", bare_batch, args.batch),
     ]
     for name, result, size in rows:
-        print(f"{name:<34}{result['requests_per_s']:>8.1f}{result['requests_per_s'] * size:>9.0f}"
-              f"{result['p50_ms']:>9.1f}{result['p95_ms']:>9.1f}{result['p99_ms']:>9.1f}"
-              f"{result['errors']:>8}")  # fmt: skip
-    for name, result, size in (("bare: 1 picture a call", bare_single, 1),
-                               (f"bare: {args.batch} pictures a call", bare_batch, args.batch)):  # fmt: skip
-        print(f"{name:<34}{result['requests_per_s']:>8.1f}{result['requests_per_s'] * size:>9.0f}")
+        line = f"{name:<34}{result['requests_per_s']:>8.1f}{result['requests_per_s'] * size:>9.0f}"
+        if "p50_ms" in result:
+            line += "".join(f"{result[key]:>9.1f}" for key in ("p50_ms", "p95_ms", "p99_ms"))
+            line += f"{result['errors']:>8}"
+        print(line)
     print("server RSS MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
-    print(f"served / bare, pictures/s: single {single['requests_per_s'] / bare_single['requests_per_s']:.2f}, "
-          f"batches of {args.batch} {batched['requests_per_s'] / bare_batch['requests_per_s']:.2f}")  # fmt: skip
+    print(f"served / bare, pictures/s: single {ratios[0]:.2f}, "
+          f"batches of {args.batch} {ratios[1]:.2f}")  # fmt: skip
     print("one picture, median ms: " + ", ".join(f"{k} {v:.1f}" for k, v in latency.items()))
 
 

@@ -9,7 +9,7 @@ picture gets its ``refused: <why>`` status, as a file in predict does.
 
 The network runs on ONNX Runtime: the same probabilities as Keras to 1e-4 (the export
 pipeline's parity report), and a single picture in about 4 ms on a 2-core CPU against
-85 ms through Keras' ``predict`` (``benchmarks/serve_load.py``). The model needs this
+62 ms through Keras' ``predict`` (``benchmarks/serve_load.py``). The model needs this
 package, as it is installed where it trained (``mlflow models serve --env-manager local``).
 """
 
