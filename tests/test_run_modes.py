@@ -164,7 +164,7 @@ def test_only_missing_outputs_reruns_only_what_is_missing(finished_project: Path
     before = {path for path in (project / "data").rglob("*") if "01_raw" not in path.parts}
     result = kedro_here(project, "run", "--env", "test", "--only-missing-outputs")
     _ok(result)
-    assert "Skipping all 17 nodes (all persistent outputs exist)" in result.log
+    assert "Skipping all 19 nodes (all persistent outputs exist)" in result.log
     after = {path for path in (project / "data").rglob("*") if "01_raw" not in path.parts}
     assert {path for path in after - before if path.name != ".last_save_version"} == set()
 
@@ -287,28 +287,31 @@ def test_the_packaged_project_runs_from_an_empty_folder(
 # --- one line for every mistyped name -------------------------------------------------------
 
 NODES = (
-    "build_model, build_model_inputs, calibration_report, compute_test_metrics, "
-    "extract_training_history, fit_temperature, plot_accuracy, plot_confusion_matrix, "
-    "plot_loss, plot_reliability, plot_sample_images, predict_test_set, "
-    "summarise_dataset, summarise_model, tracked_scores, train_model, training_curves"
+    "build_model, build_model_inputs, calibration_report, compute_test_metrics, export_onnx, "
+    "extract_training_history, fit_temperature, package_served_model, plot_accuracy, "
+    "plot_confusion_matrix, plot_loss, plot_reliability, plot_sample_images, "
+    "predict_test_set, summarise_dataset, summarise_model, tracked_scores, train_model, "
+    "training_curves"
 )
 DATASETS = (
     "accuracy_plot, calibration_metrics, cifar10_raw, confusion_matrix_plot, "
     "dataset_report, loss_plot, model, model_input_test, model_input_train, "
-    "model_input_validation, model_summary, reliability_diagram, run_context, "
-    "sample_images, temperature, test_metrics, test_predictions, test_scores, "
+    "model_input_validation, model_summary, onnx_model, reliability_diagram, run_context, "
+    "sample_images, served_model, temperature, test_metrics, test_predictions, test_scores, "
     "training_curves, training_history, untrained_model"
 )
 VERSIONED = (
     "accuracy_plot, calibration_metrics, confusion_matrix_plot, contact_sheet, "
-    "corruption_grid, dataset_report, embedding_projection, embeddings, "
+    "corruption_grid, dataset_report, embedding_projection, embeddings, export_parity, "
     "linear_probe_metrics, loss_plot, model, model_input_test, model_input_train, "
-    "model_input_validation, model_summary, prediction_summary, reliability_diagram, "
-    "robustness_heatmap, robustness_results, robustness_summary, sample_images, "
-    "temperature, test_metrics, test_predictions, training_history, untrained_model, "
-    "user_model_input, user_predictions"
+    "model_input_validation, model_summary, onnx_model, prediction_summary, "
+    "reliability_diagram, robustness_heatmap, robustness_results, robustness_summary, "
+    "sample_images, saved_model, temperature, test_metrics, test_predictions, "
+    "training_history, untrained_model, user_model_input, user_predictions"
 )
-PIPELINES = "__default__, data_processing, evaluate, features, predict, robustness, training"
+PIPELINES = (
+    "__default__, data_processing, evaluate, export, features, predict, robustness, training"
+)
 MISTYPED = [
     (["--nodes", "trian_model"], f"No node named 'trian_model'; the nodes are: {NODES}."),
     (["--from-nodes", "trian_model"], f"No node named 'trian_model'; the nodes are: {NODES}."),
