@@ -79,3 +79,16 @@ def test_a_port_in_use_is_named() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(server.ServeError, match=f"Cannot listen on 127.0.0.1:{port}"):
             server.check_port("127.0.0.1", port)
+
+
+def test_a_port_left_by_a_stopped_server_can_be_listened_on_again() -> None:
+    with socket.socket() as listening:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = listening.accept()
+        accepted.close()  # the server side closes first: its end waits in TIME_WAIT
+        client.close()
+    server.check_port("127.0.0.1", port)

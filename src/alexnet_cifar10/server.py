@@ -79,6 +79,9 @@ def registered_version(tracking_uri: str, wanted: str | None) -> Any:
 def check_port(host: str, port: int) -> None:
     """Raise ``ServeError`` unless ``host:port`` can be listened on."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: the connections of a server just stopped (TIME_WAIT) do not
+        # hold the port, only a socket that listens on it does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:
