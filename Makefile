@@ -6,19 +6,30 @@ export DO_NOT_TRACK := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 CIFAR_SHARED ?= ../shared/data/cifar-10-batches-py
 
-.PHONY: install install-test data run quick test test-fast lint mutation mutation-sample
+.PHONY: install install-test lock data run quick test test-fast lint mutation mutation-sample
 
-# pip runs once, and again only when pyproject.toml changes (stamps in .make/, git-ignored).
+# The versions CI tested: every pip install is held to requirements.lock (`make lock`).
+LOCK := requirements.lock
+PIP_INSTALL := $(PYTHON) -m pip install --quiet --disable-pip-version-check -c $(LOCK)
+
+# pip runs once, and again only when pyproject.toml or the lock changes (stamps in .make/,
+# git-ignored).
 install: .make/installed
 install-test: .make/installed-test
 
-.make/installed: pyproject.toml
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e .
+.make/installed: pyproject.toml $(LOCK)
+	$(PIP_INSTALL) -e .
 	@mkdir -p .make && touch $@
 
-.make/installed-test: pyproject.toml
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e ".[test]"
+.make/installed-test: pyproject.toml $(LOCK)
+	$(PIP_INSTALL) -e ".[test]"
 	@mkdir -p .make && touch $@ .make/installed
+
+# Re-resolve every extra (gpu and jax-cuda too) to today's newest releases for CI's Python
+# and platform; then run make test and commit the lock. Needs uv (pip install uv).
+lock:
+	uv pip compile pyproject.toml --all-extras --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu --upgrade -o $(LOCK)
 
 # Link an existing copy of CIFAR-10 (offline machines); otherwise the first run downloads it.
 data:

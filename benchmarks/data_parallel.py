@@ -28,7 +28,7 @@ def _virtual_devices(count: int) -> None:
         flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}"
         return
-    import tensorflow as tf  # noqa: PLC0415
+    import tensorflow as tf
 
     [cpu] = tf.config.list_physical_devices("CPU")
     logical = [tf.config.LogicalDeviceConfiguration()] * count
@@ -52,9 +52,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     # Imported once the devices are set: bench_common imports Keras too.
-    import keras  # noqa: PLC0415
+    import keras
 
-    from bench_common import (  # noqa: PLC0415
+    from bench_common import (
         compare_arms,
         load_parameters,
         load_splits,

@@ -53,7 +53,7 @@ def bare_step_ms(model: keras.Model, train: Split, batch_size: int, steps: int) 
         for _ in range(steps):
             model.train_on_batch(x, y)
         return (time.perf_counter() - start) / steps * 1e3
-    import jax  # noqa: PLC0415 - JAX only
+    import jax  # JAX only
 
     batches = itertools.repeat((jax.device_put(x), jax.device_put(y)))
     model.make_train_function()
@@ -73,7 +73,7 @@ def bare_step_ms(model: keras.Model, train: Split, batch_size: int, steps: int) 
 
 
 def _on_device(split: Split) -> dict[str, Any]:
-    import jax  # noqa: PLC0415 - JAX only
+    import jax  # JAX only
 
     return {key: jax.device_put(value) for key, value in split.items()}
 

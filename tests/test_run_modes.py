@@ -5,6 +5,7 @@ nodes run and whichever runner runs them; a mistyped name is one line."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,6 @@ from synthetic_cifar import release_files, write_archive
 
 from alexnet_cifar10.datasets import NpzDataset, TrainedModelDataset
 from alexnet_cifar10.provenance import LABELS
-from alexnet_cifar10.session import LAST_VERSION
 
 pytestmark = pytest.mark.slow
 
@@ -88,8 +88,12 @@ def assert_outputs_name_their_model(project: Path, run: str) -> dict[str, str]:
 
 
 def _last_run(project: Path) -> str:
-    """The save version of the project's latest run."""
-    return (project / "data" / LAST_VERSION.name).read_text()
+    """The save version of the project's latest run: the newest version folder in data/."""
+    return max(
+        folder.name
+        for folder in (project / "data").glob("*/*/*")
+        if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d\.\d\d\.\d\d\.\d{3}Z", folder.name)
+    )
 
 
 def _ok(result: subprocess.CompletedProcess) -> None:
@@ -166,7 +170,7 @@ def test_only_missing_outputs_reruns_only_what_is_missing(finished_project: Path
     _ok(result)
     assert "Skipping all 19 nodes (all persistent outputs exist)" in result.log
     after = {path for path in (project / "data").rglob("*") if "01_raw" not in path.parts}
-    assert {path for path in after - before if path.name != ".last_save_version"} == set()
+    assert after - before == set()
 
     [run] = versions(project, "08_reporting", "test_metrics.json")
     shutil.rmtree(project / "data/08_reporting/test_metrics.json" / run)
@@ -272,10 +276,7 @@ def test_the_packaged_project_runs_from_an_empty_folder(
     assert result.returncode == 1, output[-3000:]
     assert "Run stopped: CIFAR-10 not found (downloading is off)" in output
     assert "Traceback" not in output and "Running node" not in output
-    assert sorted(p.name for p in (empty / "data").iterdir()) == [
-        ".last_save_version",
-        ".last_save_version.lock",
-    ]
+    assert not (empty / "data").exists(), "nothing written"
 
     write_archive(empty / "data" / "01_raw", release_files(per_batch=20))
     result = packaged()

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from alexnet_cifar10.distribution import join_cluster
-from alexnet_cifar10.lazy import LazyModule
 
 
 @contextmanager
@@ -57,8 +56,3 @@ def start_quietly() -> list[str]:
         # starts its backends, and the list must hold every process's devices.
         join_cluster()
         return keras.distribution.list_devices()
-
-
-# Keras for the project's modules, started quietly (and the run's processes joined) on
-# its first use in any process: the main one, or a worker of ParallelRunner.
-keras = LazyModule("keras", before=start_quietly)

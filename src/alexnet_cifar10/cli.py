@@ -188,11 +188,11 @@ def _describe(name: str, **kwargs: Any) -> Any:
 @click.option("--env", "-e", default=None, help="Kedro environment whose mlflow.yml to read.")
 def serve(model_version: str | None, port: int, host: str, env: str | None) -> None:
     """Answer POST /invocations with the served model of a training run (MLflow's server)."""
-    from kedro.framework.session import KedroSession  # noqa: PLC0415
-    from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
 
-    from alexnet_cifar10.server import ServeError  # noqa: PLC0415
-    from alexnet_cifar10.server import serve as start  # noqa: PLC0415
+    from alexnet_cifar10.server import ServeError
+    from alexnet_cifar10.server import serve as start
 
     project = bootstrap_project(find_kedro_project(Path.cwd()) or Path.cwd()).project_path
     with KedroSession.create(project_path=project, env=env) as session:

@@ -26,9 +26,6 @@ from typing import Any
 import numpy as np
 
 from alexnet_cifar10.keras_types import KerasModel
-from alexnet_cifar10.lazy import LazyModule
-
-keras = LazyModule("keras")
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +79,8 @@ def cluster() -> Cluster:
 @functools.cache
 def join_cluster() -> Cluster:
     """Join the run's other processes, once, before the backend touches a device."""
+    import keras
+
     where = cluster()
     if where.processes > 1:
         if keras.backend.backend() != "jax":
@@ -96,6 +95,7 @@ def join_cluster() -> Cluster:
 
 def _copy(model: KerasModel, *, synchronized: bool, processes: int = 1) -> KerasModel:
     """The same network built afresh (under the current engine, if any), variables copied."""
+    import keras
 
     def layer_from(layer: Any) -> Any:
         config = layer.get_config()
@@ -109,7 +109,7 @@ def _copy(model: KerasModel, *, synchronized: bool, processes: int = 1) -> Keras
         # Processes can hold the network by different routes (process 0 reloads what it
         # saved, the others keep it in memory), and a reload draws new seed states for the
         # random layers: every process starts from process 0's variables. (JAX only.)
-        from jax.experimental import multihost_utils  # noqa: PLC0415
+        from jax.experimental import multihost_utils
 
         values = multihost_utils.broadcast_one_to_all(values)
     for target, value in zip(copy.variables, values, strict=True):
@@ -124,8 +124,10 @@ def _copy(model: KerasModel, *, synchronized: bool, processes: int = 1) -> Keras
 
 @contextmanager
 def _engine(devices: tuple[str, ...]) -> Iterator[None]:
+    import keras
+
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf  # noqa: PLC0415  (the TensorFlow backend only)
+        import tensorflow as tf  # the TensorFlow backend only
 
         with tf.distribute.MirroredStrategy([f"/{device}" for device in devices]).scope():
             yield
@@ -153,6 +155,8 @@ class Placement:
 
     def facts(self, batch: int) -> dict[str, Any]:
         """The placement as recorded in the run's facts."""
+        import keras
+
         return {
             "strategy": self.strategy,
             "engine": ENGINES[keras.backend.backend()] if self.parallel else None,
@@ -204,6 +208,8 @@ class Placement:
         """Enter the engine; yield the network with its variables on every device (the
         network itself for one device). On TensorFlow its BatchNorm layers are synchronized
         (Keras' ``synchronized=True``): statistics over the global batch, as on JAX."""
+        import keras
+
         if not self.parallel:
             yield model
             return
@@ -218,6 +224,8 @@ class Placement:
 
 def placement(strategy: str) -> Placement:
     """Where a fit with this ``training.distribution`` runs, in this process."""
+    import keras
+
     where = join_cluster()
     devices = tuple(keras.distribution.list_devices())
     return Placement(strategy, devices[:1] if strategy == ONE_DEVICE else devices, where)

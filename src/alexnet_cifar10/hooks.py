@@ -15,10 +15,9 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.framework.project import settings
 from kedro.io import DatasetError, MemoryDataset
-from kedro.io.core import AbstractVersionedDataset
 from kedro.pipeline import Pipeline
 
-from alexnet_cifar10.backend import keras, start_quietly
+from alexnet_cifar10.backend import start_quietly
 from alexnet_cifar10.distribution import cluster
 from alexnet_cifar10.pipeline_registry import producers
 from alexnet_cifar10.validation import (
@@ -46,19 +45,14 @@ def sections_used(pipeline: Pipeline) -> set[str]:
     return {name[len("params:") :].split(".")[0] for name in names if name.startswith("params:")}
 
 
-def _saved_versions(dataset: AbstractVersionedDataset) -> list[str]:
-    folders = dataset._glob_function(f"{dataset._filepath}/*")  # noqa: SLF001
-    return sorted(folder.rstrip("/").rsplit("/", 1)[-1] for folder in folders)
-
-
 def _missing_line(name: str, dataset: Any, load_versions: dict[str, str], made_by: str) -> str:
-    where = getattr(dataset, "_filepath", name)
+    where = getattr(dataset, "location", name)
     if name not in load_versions:
         return (
             f"Input '{name}' was never produced: no saved version under '{where}'. "
             f"Make it with `kedro run --pipelines {made_by}` (or `kedro run` for everything)."
         )
-    newest = _saved_versions(dataset)[-_VERSIONS_SHOWN:]
+    newest = dataset.saved_versions()[-_VERSIONS_SHOWN:] if hasattr(dataset, "location") else []
     return (
         f"Input '{name}' has no version '{load_versions[name]}' under '{where}'; the newest "
         f"there: {', '.join(newest) or 'none'}."
@@ -108,6 +102,8 @@ class PreflightHook:
         processes = cluster().processes
         if "training" in sections:
             devices = len(start_quietly())
+            import keras
+
             backend = keras.backend.backend()
             training = catalog.load("params:training")
             if problems := placement_problems(training, devices, processes, backend):
@@ -136,11 +132,11 @@ class SingleWriterHook:
         where = cluster()
         if where.index == 0:
             return
-        # Ephemeral: memory, and metrics that only tracking (off here) would send.
+        # Every output kept anywhere but in memory (tracking is off in these processes).
         written = sorted(
             name
             for name in pipeline.all_outputs()
-            if not getattr(catalog.get(name), "_EPHEMERAL", True)
+            if not isinstance(catalog.get(name), MemoryDataset | None)
         )
         # Kedro logs one 'Replacing dataset' warning per swap; the line below says it once.
         catalog_log = logging.getLogger("kedro.io.data_catalog")

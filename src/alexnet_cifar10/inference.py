@@ -46,7 +46,7 @@ class OnnxNetwork:
     the file (the model's labels and class names)."""
 
     def __init__(self, onnx_model: bytes) -> None:
-        import onnxruntime  # noqa: PLC0415 - only where an exported network runs
+        import onnxruntime  # only where an exported network runs
 
         self._session = onnxruntime.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name

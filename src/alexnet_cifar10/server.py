@@ -59,7 +59,7 @@ async def _refuse(send: Send, status: int, message: str) -> None:
 
 def registered_version(tracking_uri: str, wanted: str | None) -> Any:
     """The registered model version to serve: ``wanted``, or the newest."""
-    from mlflow import MlflowClient  # noqa: PLC0415 - MLflow starts with the command
+    from mlflow import MlflowClient  # MLflow starts with the command
 
     found = MlflowClient(tracking_uri).search_model_versions(f"name = '{REGISTERED_NAME}'")
     if not found:
@@ -92,7 +92,7 @@ def check_port(host: str, port: int) -> None:
 
 def serve(tracking_uri: str, wanted: str | None, host: str, port: int) -> None:
     """Load the registered model version and answer on ``host:port`` until stopped."""
-    import mlflow  # noqa: PLC0415
+    import mlflow
 
     check_port(host, port)
     mlflow.set_tracking_uri(tracking_uri)
@@ -103,8 +103,8 @@ def serve(tracking_uri: str, wanted: str | None, host: str, port: int) -> None:
 
 def answer(model: Any, host: str, port: int, name: str) -> None:
     """MLflow's scoring server on a loaded served model, behind ``BodyLimit``."""
-    import uvicorn  # noqa: PLC0415
-    from mlflow.pyfunc import scoring_server  # noqa: PLC0415
+    import uvicorn
+    from mlflow.pyfunc import scoring_server
 
     served = model.unwrap_python_model()
     labels = served.labels

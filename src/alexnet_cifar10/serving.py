@@ -100,7 +100,7 @@ class ServedModel(PythonModel):
         """One row of ``user_predictions.csv`` per picture of the request."""
         limit = self.serve["max_rows"]
         if len(model_input) > limit:
-            from mlflow.exceptions import MlflowException  # noqa: PLC0415 - served only
+            from mlflow.exceptions import MlflowException  # served only
 
             # MLflow's scoring server answers this exception with 400 and its message.
             raise MlflowException.invalid_parameter_value(

@@ -10,7 +10,6 @@ from alexnet_cifar10.hooks import (
     RunContextHook,
     SingleWriterHook,
 )
-from alexnet_cifar10.session import ProjectSession
 
 # Lines a user of this project cannot act on, off the console and the log file: Kedro's
 # hints at --async and at typed parameters, MLflow's database set-up lines, and warnings
@@ -53,9 +52,6 @@ HOOKS = (
     TrackingHook(),
     SingleWriterHook(),
 )
-
-# Every run takes a save version of its own, even when two start in the same millisecond.
-SESSION_CLASS = ProjectSession
 
 # ParallelRunner's worker processes start afresh (Kedro's own switch): TensorFlow, which the
 # main process has started by then, cannot run in a process forked from it (Linux forks

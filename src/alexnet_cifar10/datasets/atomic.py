@@ -5,14 +5,13 @@ killed half-way would leave such a folder with a half-written file, and the next
 would load it. Here every save writes to a hidden staging name in the version folder
 and renames it into place only once complete: a rename within one folder is atomic on
 local disks, and on object stores an object only becomes visible once fully written.
+A version folder without the complete file is never matched by Kedro's lookup.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from copy import deepcopy
 from pathlib import PurePosixPath
@@ -27,8 +26,6 @@ from kedro.io.core import (
     get_protocol_and_path,
 )
 
-logger = logging.getLogger(__name__)
-
 
 class AtomicVersionMixin:
     """Mix into an fsspec-backed versioned dataset (before it in the bases).
@@ -40,18 +37,30 @@ class AtomicVersionMixin:
     """
 
     _staging_path: PurePosixPath | None = None
-    # The version this dataset object saved: the run reads back its own save.
-    _saved_version: str | None = None
     _fs: Any
     _protocol: str
     _filepath: PurePosixPath
-    _glob_function: Callable[[str], Any]
-    _exists_function: Callable[[str], bool]
+
+    @property
+    def location(self) -> str:
+        """The folder of the dataset's versions (named after its file)."""
+        return get_filepath_str(self._filepath, self._protocol)
+
+    def saved_versions(self) -> list[str]:
+        """The names of the version folders saved there, oldest first."""
+        return sorted(PurePosixPath(path).name for path in self._fs.glob(f"{self.location}/*"))
 
     def _get_save_path(self) -> PurePosixPath:
         if self._staging_path is not None:
             return self._staging_path
         return super()._get_save_path()  # type: ignore[misc]
+
+    def resolve_load_version(self) -> str | None:
+        """During a staged save, the version being saved: Kedro's consistency check after
+        the wrapped dataset's own save must not look for the file before it is published."""
+        if self._staging_path is not None:
+            return self.resolve_save_version()  # type: ignore[attr-defined,no-any-return]
+        return super().resolve_load_version()  # type: ignore[misc,no-any-return]
 
     @contextmanager
     def _staged_save(self) -> Iterator[str]:
@@ -62,57 +71,17 @@ class AtomicVersionMixin:
         self._staging_path = staging
         try:
             yield staging_str
-            self._publish(staging_str, get_filepath_str(final_path, self._protocol))
-            self._saved_version = self.resolve_save_version()  # type: ignore[attr-defined]
+            self._staging_path = None
+            self._fs.mv(staging_str, get_filepath_str(final_path, self._protocol))
         finally:
             self._staging_path = None
             if self._fs.exists(staging_str):
                 self._fs.rm(staging_str)
 
-    def _publish(self, staging: str, final: str) -> None:
-        if self._protocol != "file":
-            self._fs.mv(staging, final)
-            return
-        try:
-            # A hard link never replaces an existing file, unlike a rename: two runs that
-            # drew the same version timestamp cannot overwrite each other.
-            os.link(staging, final)
-        except FileExistsError as exc:
-            raise DatasetError(
-                f"'{final}' already exists: another run saved the same version at the same "
-                "moment. Nothing was overwritten; run again."
-            ) from exc
-        except OSError:
-            os.replace(staging, final)  # a filesystem without hard links
-
     def save(self, data: Any) -> None:
         """Run the parent dataset's own save against the staging path."""
         with self._staged_save():
-            # The parent's unwrapped save: Kedro's version bookkeeping wraps this method.
-            super().save.__wrapped__(self, data)  # type: ignore[misc]
-
-    def _fetch_latest_load_version(self) -> str:
-        # After a save, a load without a --load-versions pin reads that save back, not a
-        # newer version that another run, started at the same time, saved meanwhile.
-        if self._saved_version is not None:
-            return self._saved_version
-        version: str = super()._fetch_latest_load_version()  # type: ignore[misc]
-        filename = self._filepath.name
-        pattern = str(self._filepath / "*")
-        for folder in sorted(self._glob_function(pattern), reverse=True):
-            name = PurePosixPath(folder).name
-            if name <= version:
-                break
-            if not self._exists_function(str(PurePosixPath(folder) / filename)):
-                logger.warning(
-                    "Skipped incomplete version %s of %s (no complete '%s' in it: "
-                    "a save was interrupted); loading version %s instead.",
-                    name,
-                    self._filepath,
-                    filename,
-                    version,
-                )
-        return version
+            super().save(data)  # type: ignore[misc]
 
 
 class FileVersionedDataset(AtomicVersionMixin, AbstractVersionedDataset[Any, Any]):

@@ -58,9 +58,8 @@ class SavedModelDataset(FileVersionedDataset):
     CARD = "assets.extra/model_card.json"
 
     def load(self) -> TrainedModel:
-        import pandas as pd  # noqa: PLC0415
-
-        from alexnet_cifar10.backend import keras  # noqa: PLC0415 - starts the backend
+        import keras
+        import pandas as pd
 
         load_path = get_filepath_str(self._get_load_path(), self._protocol)
         with tempfile.TemporaryDirectory() as tmp:

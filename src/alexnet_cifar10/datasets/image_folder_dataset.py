@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
+import fsspec
 from kedro.io.core import AbstractDataset, DatasetError
 from kedro_datasets.partitions import PartitionedDataset
 
@@ -46,27 +47,31 @@ class ImageFolderDataset(PartitionedDataset):
         """Creates the dataset; ``dataset`` defaults to ``UserImageDataset``, the other
         arguments are ``PartitionedDataset``'s."""
         super().__init__(path=path, dataset=dataset, **kwargs)
-
-    def _visible(self) -> list[str]:
-        return [
-            path for path in self._list_partitions() if not _hidden(self._path_to_partition(path))
-        ]
+        self._folder = path
 
     def _nothing_to_read(self) -> str:
-        state = "is empty" if self._filesystem.isdir(self._path) else "does not exist"
+        filesystem, folder = fsspec.core.url_to_fs(self._folder)
+        state = "is empty" if filesystem.isdir(folder) else "does not exist"
         formats = ", ".join(SAFE_FORMATS)
         return (
-            f"No images to classify: the folder '{self._path}' {state}. Put the pictures "
+            f"No images to classify: the folder '{self._folder}' {state}. Put the pictures "
             f"there ({formats}; any size, sub-folders too), or point the catalog entry's "
             "`path` at the folder that holds them."
         )
 
     def load(self) -> dict[str, Callable[[], UserImage]]:
-        self._invalidate_caches()
-        if not self._visible():
+        try:
+            partitions = super().load()
+        except DatasetError:  # kedro-datasets' "No partitions found"
+            partitions = {}
+        visible = {name: load for name, load in partitions.items() if not _hidden(name)}
+        if not visible:
             raise DatasetError(self._nothing_to_read())
-        partitions = super().load()
-        return {name: load for name, load in partitions.items() if not _hidden(name)}
+        return visible
 
     def _exists(self) -> bool:
-        return bool(self._visible())
+        filesystem, folder = fsspec.core.url_to_fs(self._folder)
+        files = filesystem.find(folder) if filesystem.isdir(folder) else []
+        return any(
+            not _hidden(PurePosixPath(path).relative_to(folder).as_posix()) for path in files
+        )

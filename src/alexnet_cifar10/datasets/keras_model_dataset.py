@@ -17,15 +17,9 @@ from typing import Any
 import pandas as pd
 from kedro.io.core import DatasetError, get_filepath_str
 
-from alexnet_cifar10.backend import keras
 from alexnet_cifar10.datasets.atomic import FileVersionedDataset
 from alexnet_cifar10.keras_types import KerasModel
-from alexnet_cifar10.lazy import LazyModule
 from alexnet_cifar10.provenance import TrainedModel
-
-# Defines (and registers with Keras) the project's custom layers, which safe-mode
-# loading must be able to rebuild.
-network = LazyModule("alexnet_cifar10.model")
 
 
 class KerasModelDataset(FileVersionedDataset):
@@ -70,11 +64,17 @@ class KerasModelDataset(FileVersionedDataset):
             self._fs.put_file(str(local), path)
 
     def _read(self, local: Path) -> KerasModel:
+        import keras
+
+        from alexnet_cifar10 import model as network
+
         return keras.saving.load_model(
             local, custom_objects=network.CUSTOM_OBJECTS, **self._load_args
         )
 
     def _write(self, data: KerasModel, local: Path) -> None:
+        import keras
+
         if not isinstance(data, keras.Model):
             raise DatasetError(
                 f"{type(self).__name__} saves keras.Model; got {type(data).__name__}."
@@ -114,7 +114,8 @@ class TrainedModelDataset(KerasModelDataset):
     def read_card(self, version: str) -> dict[str, Any] | None:
         """The card of one saved version, read without loading the network; None if
         there is no such version."""
-        path = get_filepath_str(self._get_versioned_path(version), self._protocol)
+        # Kedro's layout of a versioned file: <filepath>/<version>/<file name>.
+        path = get_filepath_str(self._filepath / version / self._filepath.name, self._protocol)
         if not self._fs.exists(path):
             return None
         with self._fs.open(path, "rb") as file, zipfile.ZipFile(file) as archive:

@@ -24,9 +24,9 @@ TINY = {
 @pytest.fixture(scope="session")
 def model() -> Any:
     """A tiny untrained network of the recipe's shape: fc1 (8), fc2 (6), softmax."""
-    import keras  # noqa: PLC0415 - the backend starts for the tests that need a network
+    import keras  # the backend starts for the tests that need a network
 
-    from alexnet_cifar10.model import build_alexnet  # noqa: PLC0415
+    from alexnet_cifar10.model import build_alexnet
 
     keras.utils.set_random_seed(0)
     return build_alexnet(TINY, num_classes=len(CLASS_NAMES))

@@ -39,7 +39,7 @@ def test_the_embedding_is_fc2_the_layer_the_classifier_reads(model: Any) -> None
 
 
 def test_without_dropout_the_embedding_is_the_layer_before_the_classifier() -> None:
-    import keras  # noqa: PLC0415
+    import keras
 
     network = keras.Sequential(
         [
@@ -53,7 +53,7 @@ def test_without_dropout_the_embedding_is_the_layer_before_the_classifier() -> N
 
 
 def test_embeddings_are_fc2_outputs_one_row_per_image(model: Any) -> None:
-    import keras  # noqa: PLC0415
+    import keras
 
     splits = make_split(12), make_split(5, 1), make_split(7, 2)
     frame = extract_embeddings(_trained(model), *splits, 4)
@@ -81,7 +81,7 @@ def test_embeddings_are_fc2_outputs_one_row_per_image(model: Any) -> None:
 def test_the_network_is_asked_in_batches_without_a_progress_bar(
     model: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import keras  # noqa: PLC0415
+    import keras
 
     batch_sizes = []
     predict = keras.Model.predict

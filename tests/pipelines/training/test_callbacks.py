@@ -16,8 +16,9 @@ import pytest
 
 from alexnet_cifar10.pipelines.training import callbacks
 from alexnet_cifar10.pipelines.training.callbacks import (
+    EpochBackup,
     EpochLog,
-    ResumePoint,
+    HistoryBackup,
     TrainingProgress,
     duration,
 )
@@ -262,11 +263,10 @@ def test_the_live_bar_is_shown_in_a_terminal_unless_told(
     assert TrainingProgress(3, 100, 30, 64, every_seconds=30.0, live=live).live is shown
 
 
-def test_progress_reads_nothing_from_the_device_each_step() -> None:
-    """Only a begin hook: Keras keeps dispatching steps asynchronously (no batch-end hook)."""
-    assert (
-        TrainingProgress.on_train_batch_end is callbacks.keras.callbacks.Callback.on_train_batch_end
-    )
+@pytest.mark.parametrize("callback", [TrainingProgress, EpochBackup])
+def test_no_callback_reads_from_the_device_each_step(callback: type) -> None:
+    """No batch-end hook: Keras keeps dispatching steps asynchronously."""
+    assert callback.on_train_batch_end is keras.callbacks.Callback.on_train_batch_end
 
 
 def _epoch_log(epochs: int = 3) -> EpochLog:
@@ -340,10 +340,11 @@ def _tiny_model() -> keras.Model:
     return model
 
 
-def _resume_point(folder: Path, model: keras.Model, log: EpochLog) -> ResumePoint:
-    point = ResumePoint(folder, log)
-    point.set_model(model)
-    return point
+def _resume_point(folder: Path, model: keras.Model, log: EpochLog) -> keras.callbacks.CallbackList:
+    """The resume point as fit_callbacks places it: the history, then the weights."""
+    return keras.callbacks.CallbackList(
+        [HistoryBackup(folder, log), EpochBackup(folder)], model=model
+    )
 
 
 def test_a_resume_point_keeps_the_history_and_the_one_before(tmp_path: Path) -> None:
@@ -379,4 +380,6 @@ def test_a_diverged_fit_saves_no_resume_point(tmp_path: Path) -> None:
     log.on_epoch_begin(0)
     log.on_epoch_end(0, {"loss": math.nan})
     point.on_epoch_end(0)
+    assert not (tmp_path / "run" / "history.json").exists()
+    point.on_train_end()  # the fit stops after the diverged epoch
     assert not (tmp_path / "run").exists()

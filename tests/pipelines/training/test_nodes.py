@@ -17,7 +17,12 @@ from synthetic_cifar import CLASS_NAMES, make_split
 
 from alexnet_cifar10.distribution import ENGINES, placement
 from alexnet_cifar10.model import compile_model, learning_rate
-from alexnet_cifar10.pipelines.training.callbacks import ResumePoint, fit_callbacks, resume_dir
+from alexnet_cifar10.pipelines.training.callbacks import (
+    EpochBackup,
+    HistoryBackup,
+    fit_callbacks,
+    resume_dir,
+)
 from alexnet_cifar10.pipelines.training.nodes import (
     TrainingDivergedError,
     _fit,
@@ -196,13 +201,15 @@ def test_the_fit_callbacks_count_steps_of_each_batch(tiny_training: dict, tmp_pa
         resume={"enabled": True, "backup_dir": str(tmp_path)},
     )
     train, validation = make_split(70), make_split(20, 1)
-    epoch_log, (progress, log, resume) = fit_callbacks(tiny_training, 3, train, validation)
+    epoch_log, (progress, log, history, backup) = fit_callbacks(tiny_training, 3, train, validation)
     assert log is epoch_log and epoch_log.epochs == 4
     # 70 images: 4 batches of 16 and one of 6; 20 validation images: 2 batches.
     assert (progress.epochs, progress.steps_per_epoch, progress.validation_steps) == (4, 5, 2)
     assert (progress.batch_size, progress.every_seconds) == (16, 5.0)
-    assert isinstance(resume, ResumePoint) and resume.epoch_log is epoch_log
-    assert resume.backup_dir == str(resume_dir(tiny_training, 3, train))
+    assert isinstance(history, HistoryBackup) and history.epoch_log is epoch_log
+    assert isinstance(backup, EpochBackup)
+    assert history.path.parent == resume_dir(tiny_training, 3, train)
+    assert backup.backup_dir == str(history.path.parent)
     tiny_training["resume"]["enabled"] = False
     assert len(fit_callbacks(tiny_training, 3, train, validation)[1]) == 2
 

@@ -54,7 +54,7 @@ class OnnxExportError(RuntimeError):
 
 def _export(network: Any, path: Path) -> None:
     """Write the network as ONNX at ``path``, through TensorFlow whatever the backend."""
-    import keras  # noqa: PLC0415 - the nodes modules import no backend until a node runs
+    import keras  # the nodes modules import no backend until a node runs
 
     if keras.backend.backend() == "tensorflow":
         network.export(str(path), format="onnx", verbose=False)
@@ -81,7 +81,7 @@ def _export(network: Any, path: Path) -> None:
 
 def export_onnx(model: TrainedModel) -> bytes:
     """The network as ONNX (uint8 images in, probabilities out), labelled by its card."""
-    import onnx  # noqa: PLC0415 - only where a model is exported
+    import onnx  # only where a model is exported
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,18 +21,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from alexnet_cifar10.backend import keras
 from alexnet_cifar10.keras_types import KerasModel
-from alexnet_cifar10.lazy import LazyModule
 from alexnet_cifar10.provenance import LABELS, TITLE_WIDTH, TrainedModel, caption, origin
-
-# Loaded on first use: listing or viewing the pipelines starts neither Keras nor
-# scikit-learn (both are slow to import).
-sk_decomposition = LazyModule("sklearn.decomposition")
-sk_linear_model = LazyModule("sklearn.linear_model")
-sk_pipeline = LazyModule("sklearn.pipeline")
-sk_preprocessing = LazyModule("sklearn.preprocessing")
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +38,8 @@ SPLITS = ("train", "validation", "test")
 
 def embedding_layer(model: KerasModel) -> Any:
     """The layer whose output the classifier reads at inference (Dropout skipped)."""
+    import keras
+
     position = [layer.name for layer in model.layers].index(CLASSIFIER) - 1
     while isinstance(model.layers[position], keras.layers.Dropout):
         position -= 1
@@ -72,6 +69,8 @@ def extract_embeddings(
     batch_size: int,
 ) -> pd.DataFrame:
     """Embedding, label and the network's own prediction of every image of the splits."""
+    import keras
+
     layer = embedding_layer(model.network)
     extractor = keras.Model(model.network.inputs, [layer.output, model.network.outputs[0]])
     columns = [f"{layer.name}_{i:04d}" for i in range(layer.output.shape[-1])]
@@ -95,9 +94,9 @@ def feature_columns(embeddings: pd.DataFrame) -> list[str]:
 
 
 def _probe(C: float, max_iter: int, seed: int) -> Any:  # noqa: N803 - scikit-learn's name
-    return sk_pipeline.make_pipeline(
-        sk_preprocessing.StandardScaler(),
-        sk_linear_model.LogisticRegression(C=C, max_iter=max_iter, random_state=seed),
+    return make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=C, max_iter=max_iter, random_state=seed),
     )
 
 
@@ -150,7 +149,7 @@ def _embedding_facts(embeddings: pd.DataFrame) -> dict[str, Any]:
 
 def _project(points: np.ndarray, seed: int) -> tuple[np.ndarray, list[str]]:
     """2-D PCA coordinates of ``points`` and the axis labels."""
-    pca = sk_decomposition.PCA(n_components=2, random_state=seed)
+    pca = PCA(n_components=2, random_state=seed)
     coordinates = pca.fit_transform(points)
     shares = pca.explained_variance_ratio_
     return coordinates, [

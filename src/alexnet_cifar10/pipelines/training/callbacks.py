@@ -209,37 +209,43 @@ class TrainingProgress(keras.callbacks.Callback):
         )
 
 
-class ResumePoint(keras.callbacks.BackupAndRestore):
-    """``BackupAndRestore`` that also keeps the epoch log's rows, so a resumed run's
-    history lists every epoch once. Place it after ``epoch_log`` in the callbacks.
-
-    The rows are written (atomically) before the weights and the epoch counter: a kill
-    between the two leaves more rows than epochs, and ``EpochLog`` drops the extra ones.
-    """
-
-    # save_freq="epoch" never saves on a batch. Keeping the base class's no-op batch hook
-    # keeps Keras' asynchronous dispatch on: any batch hook makes the host wait each step.
-    on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
+class HistoryBackup(keras.callbacks.Callback):
+    """Keeps the epoch log's rows beside the weights that Keras' ``BackupAndRestore``
+    saves, so a resumed run's history lists every epoch once. Place it after ``epoch_log``
+    and before ``BackupAndRestore`` in the callbacks: an epoch's rows are written
+    (atomically) before its weights and epoch counter, and a kill between the two leaves
+    more rows than epochs, which ``EpochLog`` drops."""
 
     def __init__(self, backup_dir: Path, epoch_log: EpochLog) -> None:
-        super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=True)
+        super().__init__()
         self.epoch_log = epoch_log
-        self.history_path = backup_dir / "history.json"
+        self.path = backup_dir / "history.json"
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        super().on_train_begin(logs)
-        if self.history_path.is_file():
-            self.epoch_log.rows = json.loads(self.history_path.read_text())
+        if self.path.is_file():
+            self.epoch_log.rows = json.loads(self.path.read_text())
 
-    def _save_model(self) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.epoch_log.diverged_at is not None:
-            return  # never resume from NaN weights
-        self.history_path.parent.mkdir(parents=True, exist_ok=True)
-        staging = self.history_path.with_suffix(".json.partial")
+            return  # BackupAndRestore removes its folder when the stopped fit ends
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        staging = self.path.with_suffix(".json.partial")
         staging.write_text(json.dumps(self.epoch_log.rows))
-        os.replace(staging, self.history_path)
-        super()._save_model()
-        logger.info("Resume point saved after epoch %d in %s", self._current_epoch, self.backup_dir)
+        os.replace(staging, self.path)
+        logger.info("Saving the resume point after epoch %d in %s", epoch + 1, self.path.parent)
+
+
+class EpochBackup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` that saves after every epoch, after ``HistoryBackup``.
+
+    ``save_freq="epoch"`` never saves on a batch; putting back the base class's no-op
+    batch hook keeps Keras' asynchronous dispatch on: any batch hook makes the host wait
+    for every step."""
+
+    on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
+
+    def __init__(self, backup_dir: Path) -> None:
+        super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=True)
 
 
 def resume_dir(params: dict[str, Any], seed: int, train: dict[str, np.ndarray]) -> Path:
@@ -270,5 +276,6 @@ def fit_callbacks(
     averaged = [keras.callbacks.SwapEMAWeights()] if params["optimizer"]["ema"]["enabled"] else []
     callbacks = [*averaged, progress, epoch_log]
     if params["resume"]["enabled"]:
-        callbacks.append(ResumePoint(resume_dir(params, seed, train), epoch_log))
+        folder = resume_dir(params, seed, train)
+        callbacks += [HistoryBackup(folder, epoch_log), EpochBackup(folder)]
     return epoch_log, callbacks

@@ -13,16 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alexnet_cifar10.backend import keras
 from alexnet_cifar10.distribution import Placement, placement
 from alexnet_cifar10.keras_types import KerasCallback, KerasModel
-from alexnet_cifar10.lazy import LazyModule
 from alexnet_cifar10.provenance import TrainedModel
-
-# Loaded on first use: commands that never train (kedro registry, catalog and viz, the
-# data_processing pipeline) do not pay for starting the deep-learning backend.
-network = LazyModule("alexnet_cifar10.model")
-fit_callbacks = LazyModule("alexnet_cifar10.pipelines.training.callbacks")
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +34,10 @@ def build_model(
     class_names: list[str],
 ) -> KerasModel:
     """The untrained network of the recipe, seeded, one softmax output per class."""
+    import keras
+
+    from alexnet_cifar10 import model as network
+
     keras.utils.set_random_seed(seed)
     model = network.build_alexnet(
         model_params,
@@ -55,6 +52,8 @@ def build_model(
 
 def summarise_model(model: KerasModel) -> pd.DataFrame:
     """Each layer's output shape, parameters and multiply-adds per image, then totals."""
+    from alexnet_cifar10 import model as network
+
     layers = pd.DataFrame(network.layer_costs(model))
     total = {"layer": "total", "type": "", "output_shape": ""}
     total |= layers[["parameters", "multiply_adds"]].sum().astype(int).to_dict()
@@ -69,6 +68,8 @@ def _package_version(name: str) -> str | None:
 
 
 def _announce(where: Placement, train: dict, validation: dict, params: dict[str, Any]) -> None:
+    import keras
+
     logger.info(
         "Training on %s (Keras %s, %s backend; %s): %d train / %d validation images, "
         "%d epochs of batch %d",
@@ -96,6 +97,8 @@ def _run_facts(  # noqa: PLR0913
     train: dict,
     validation: dict,
 ) -> dict[str, Any]:
+    import keras
+
     backend = keras.backend.backend()
     return {
         "device": where.devices[0],
@@ -164,11 +167,16 @@ def train_model(  # noqa: PLR0913
     ``callbacks`` (not a pipeline input) are added after the node's own, for benchmarks
     that watch the fit, e.g. to evaluate the test set per epoch outside the pipeline.
     """
+    import keras
+
+    from alexnet_cifar10 import model as network
+    from alexnet_cifar10.pipelines.training.callbacks import fit_callbacks
+
     keras.utils.set_random_seed(seed)
     where = placement(params["distribution"])
     train, validation = where.trimmed(train, "train"), where.trimmed(validation, "validation")
     _announce(where, train, validation, params)
-    epoch_log, own_callbacks = fit_callbacks.fit_callbacks(params, seed, train, validation)
+    epoch_log, own_callbacks = fit_callbacks(params, seed, train, validation)
     steps_per_epoch = math.ceil(len(train["images"]) / params["batch_size"])
     with where.placed(model) as placed:
         network.compile_model(placed, params, steps_per_epoch)
