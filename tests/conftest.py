@@ -16,7 +16,7 @@ from kedro.config import OmegaConfigLoader
 sys.path.insert(0, str(Path(__file__).parent))
 
 from browser import CHROMIUM  # noqa: E402
-from kedro_cli import REPO, copy_project, kedro, make_project, start_kedro  # noqa: E402
+from kedro_cli import REPO, copy_project, kedro, make_project  # noqa: E402
 
 try:
     from playwright.sync_api import sync_playwright
@@ -54,17 +54,14 @@ SECOND_RUN = "training.epochs=2,training.optimizer.learning_rate=0.002"
 
 @pytest.fixture(scope="session")
 def tracked_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project with three runs tracked in its MLflow store: two `kedro run --env test`
-    started together, the second with SECOND_RUN (training.epochs 1 and 2, learning rate
-    0.001 and 0.002), then the evaluate pipeline alone on the older model. Shared by the
-    tests that only read it; `tracked_project` copies it."""
+    """A project with three runs tracked in its MLflow store: two `kedro run --env test`,
+    the second with SECOND_RUN (training.epochs 1 and 2, learning rate 0.001 and 0.002),
+    then the evaluate pipeline alone on the older model. Shared by the tests that only read
+    it; `tracked_project` copies it."""
     root = make_project(tmp_path_factory.mktemp("tracked") / "project")
-    runs = [
-        start_kedro(root, "run", "--env", "test"),
-        start_kedro(root, "run", "--env", "test", "--params", SECOND_RUN),
-    ]
-    outputs = [run.communicate(timeout=600)[0] for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    for extra in ([], ["--params", SECOND_RUN]):
+        result = kedro(root, "run", "--env", "test", *extra)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     older = min(path.name for path in (root / "data/06_models/alexnet.keras").iterdir())
     result = kedro(
         root, "run", "--env", "test", "--pipelines", "evaluate", "--load-versions", f"model:{older}"

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import keras
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -173,12 +174,19 @@ def test_ctrl_c_and_sigterm_stop_with_one_line_and_no_traceback(
     assert len(versions(project, "06_models", "alexnet.keras")) == 1
     [resume_dir] = (project / "data/06_models/resume_points").iterdir()
     assert [row["epoch"] for row in json.loads((resume_dir / "history.json").read_text())] == [1]
+    # The MLflow run of the stopped run says so, as the one before it says it finished.
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("alexnet_cifar10").experiment_id],
+        order_by=["attributes.start_time DESC"],
+    )
+    assert [run.info.status for run in runs[:2]] == ["KILLED", "FINISHED"]
 
 
 def test_two_concurrent_runs_keep_their_own_versions(project: Path) -> None:
     """Two runs started together, seeded differently so that their models differ: each
-    saves under a version of its own, and every predictions file names the model whose
-    probabilities it holds, whichever of the two models each run's evaluate read."""
+    saves under a version of its own, and every predictions or metrics file names the
+    model it was computed from, whichever of the two models each run's evaluate read."""
     runs = [
         start_kedro(project, "run", "--env", "test"),
         start_kedro(project, "run", "--env", "test", "--params", "seed=1"),
@@ -205,6 +213,7 @@ def test_two_concurrent_runs_keep_their_own_versions(project: Path) -> None:
     ) as test:  # fmt: skip
         answers = {version: m.predict(test["images"], verbose=0) for version, m in models.items()}
     assert np.abs(answers[model_versions[0]] - answers[model_versions[1]]).max() > 1e-3
+    by_model = {}
     for version in model_versions:
         predictions = pd.read_csv(
             project / "data/07_model_output/test_predictions.csv" / version / "test_predictions.csv"
@@ -213,9 +222,15 @@ def test_two_concurrent_runs_keep_their_own_versions(project: Path) -> None:
         np.testing.assert_allclose(
             predictions.filter(like="p_").to_numpy(), answers[named], atol=1e-5
         )
+        by_model[named] = predictions
+    # Each run's metrics come from the newest predictions when it computed them, its own or
+    # the other run's: they name the model of the predictions they were computed from.
+    for version in model_versions:
         metrics = json.loads(
             (
                 project / "data/08_reporting/test_metrics.json" / version / "test_metrics.json"
             ).read_text()
         )
-        assert metrics["model_version"] == named
+        rows = by_model[metrics["model_version"]]
+        accuracy = (rows["predicted_label"] == rows["true_label"]).mean()
+        assert metrics["accuracy"] == pytest.approx(accuracy)

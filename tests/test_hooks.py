@@ -21,8 +21,8 @@ from alexnet_cifar10.hooks import (
     GracefulStopHook,
     MissingInputError,
     PreflightHook,
-    RunContextHook,
-    SingleWriterHook,
+    keep_outputs_in_memory,
+    publish_run_context,
     sections_used,
 )
 from alexnet_cifar10.pipeline_registry import producers
@@ -71,10 +71,10 @@ def test_a_node_that_reads_all_parameters_uses_every_section() -> None:
 
 def test_the_run_context_names_the_runs_environment() -> None:
     catalog = DataCatalog(datasets={"run_context": MemoryDataset()})
-    RunContextHook().before_pipeline_run({"env": "test"}, catalog)
+    publish_run_context({"env": "test"}, catalog)
     assert catalog.load("run_context") == {"kedro_env": "test"}
     # Kedro passes env None when `kedro run` has no --env: the default environment.
-    RunContextHook().before_pipeline_run({"env": None}, catalog)
+    publish_run_context({"env": None}, catalog)
     assert catalog.load("run_context") == {"kedro_env": "local"}
 
 
@@ -187,6 +187,7 @@ def _training_catalog(tmp_path: Path, base_params: dict, training: dict) -> Data
     datasets = {
         "parameters": MemoryDataset({**base_params, "training": training}),
         "params:training": MemoryDataset(training),
+        "run_context": MemoryDataset(),
     }
     for name in ("model_input_train", "model_input_validation"):
         if not (tmp_path / name).exists():
@@ -212,6 +213,7 @@ def test_a_batch_the_devices_cannot_split_stops_the_run_before_any_node(
     recipe_training["batch_size"] = 66
     catalog = _training_catalog(tmp_path, base_params, recipe_training)
     PreflightHook().before_pipeline_run(_run_params(tmp_path), training.create_pipeline(), catalog)
+    assert catalog.load("run_context") == {"kedro_env": "unit"}
 
 
 def _cluster_process(monkeypatch: pytest.MonkeyPatch, index: int) -> None:
@@ -236,13 +238,13 @@ def test_only_process_0_writes_the_runs_outputs(
 
     _cluster_process(monkeypatch, 0)
     first = catalog()
-    SingleWriterHook().before_pipeline_run(pipeline, first)
+    keep_outputs_in_memory(pipeline, first)
     assert isinstance(first.get("model"), JSONDataset)
 
     _cluster_process(monkeypatch, 1)
     second = catalog()
     with caplog.at_level(logging.INFO, logger="alexnet_cifar10"):
-        SingleWriterHook().before_pipeline_run(pipeline, second)
+        keep_outputs_in_memory(pipeline, second)
     for name in ("untrained_model", "model"):
         assert isinstance(second.get(name), MemoryDataset), name
     assert second.load("run_context") == {"kedro_env": "unit"}

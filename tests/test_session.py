@@ -9,8 +9,11 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 
-def test_kedros_own_session_names_a_mistyped_pipeline(project: Path) -> None:
+def test_kedros_own_session_names_a_mistyped_pipeline(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No ImportError about a module that does not exist: Kedro's own answer."""
+    monkeypatch.chdir(project)  # where kedro-mlflow's hook opens the project's store
     bootstrap_project(project)
     with KedroSession.create(project_path=project, env="test") as kedro_session:
         with pytest.raises(ValueError, match="Failed to find the pipeline named 'evalute'"):

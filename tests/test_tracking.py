@@ -4,23 +4,25 @@ client."""
 
 from __future__ import annotations
 
+import atexit
 import json
-import logging
-import sqlite3
-import textwrap
+import os
+from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from kedro.config import OmegaConfigLoader
-from kedro.io import DataCatalog, MemoryDataset
-from kedro_cli import REPO, kedro, model_card, model_history, versions
+from kedro.io import DataCatalog, Version
+from kedro_cli import REPO, model_card, model_history, versions
+from kedro_mlflow.config.kedro_mlflow_config import KedroMlflowConfig
 
+from alexnet_cifar10.datasets import JSONDataset
 from alexnet_cifar10.pipelines import data_processing, training
 from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
-from alexnet_cifar10.tracking import TrackingHook, resolve_store, runs_table, store_path
+from alexnet_cifar10.tracking import TrackingHook, runs_table
 
 # Under pytest-xdist, the tests that read the session's tracked runs share one worker,
 # which builds them once.
@@ -54,22 +56,6 @@ def _flat(params: dict, prefix: str = "") -> dict[str, str]:
 # --- the records, from what the pipelines save ----------------------------------------------
 
 
-def test_a_relative_sqlite_store_is_taken_from_the_project_root(tmp_path: Path) -> None:
-    assert store_path("sqlite:///mlflow.db", tmp_path) == tmp_path / "mlflow.db"
-    assert store_path("sqlite:////srv/x.db", tmp_path) == Path("/srv/x.db")
-    assert store_path("http://mlflow.example.com:5000", tmp_path) is None
-    assert store_path("sqlite:///:memory:", tmp_path) is None
-    conf = resolve_store({"server": {"mlflow_tracking_uri": "sqlite:///s/m.db"}}, tmp_path)
-    assert conf["server"]["mlflow_tracking_uri"] == f"sqlite:///{tmp_path}/s/m.db"
-    location = conf["tracking"]["experiment"]["create_experiment_kwargs"]["artifact_location"]
-    assert location == str(tmp_path / "s" / "mlartifacts")
-
-
-def test_a_tracking_server_keeps_its_own_artifact_location(tmp_path: Path) -> None:
-    conf = {"server": {"mlflow_tracking_uri": "http://mlflow.example.com:5000"}}
-    assert resolve_store(conf, tmp_path) == conf
-
-
 def test_runs_table_shows_the_parameters_that_differ() -> None:
     runs = pd.DataFrame(
         {
@@ -89,115 +75,102 @@ def test_runs_table_shows_the_parameters_that_differ() -> None:
 
 
 @pytest.mark.parametrize("env", ["base", "quick", "tuned", "test", "local"])
-def test_every_environment_tracks_in_the_projects_own_store(env: str, tmp_path: Path) -> None:
-    config_module = pytest.importorskip("kedro_mlflow.config.kedro_mlflow_config")
+def test_every_environment_tracks_in_the_projects_own_store(
+    env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kedro-mlflow's own configuration: the store and the artifacts at the project root,
+    wherever in the project Kedro runs; runs that train or evaluate are recorded."""
+    monkeypatch.chdir(REPO / "src")
     loader = OmegaConfigLoader(
-        str(REPO / "conf"), env=None if env == "base" else env, **CONFIG_LOADER_ARGS
+        str(REPO / "conf"),
+        env=None if env == "base" else env,
+        **CONFIG_LOADER_ARGS,
     )
-    conf = dict(loader["mlflow"])
-    assert conf.pop("enabled") is True
-    config = config_module.KedroMlflowConfig.model_validate(resolve_store(conf, tmp_path))
-    assert config.server.mlflow_tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
-    assert config.tracking.experiment.name == EXPERIMENT
+    config = KedroMlflowConfig.model_validate(dict(loader["mlflow"]))
+    assert config.server.mlflow_tracking_uri == f"sqlite:///{REPO}/mlflow.db"
+    experiment = config.tracking.experiment
+    assert experiment.create_experiment_kwargs.artifact_location == f"{REPO}/mlartifacts"
+    assert experiment.name == EXPERIMENT
     assert config.ui.host == "127.0.0.1"
+    off = set(config.tracking.disable_tracking.pipelines)
+    assert off == {"data_processing", "predict", "features", "robustness", "export"}
 
 
-# --- the hook, on small catalogs --------------------------------------------------------------
+# --- the project's hook, on a run that kedro-mlflow's hook would have started ---------------
 
 
 @pytest.fixture
-def hook_with(tmp_path: Path):
-    """A TrackingHook after the context of a project in tmp_path with this mlflow.yml."""
-    pytest.importorskip("kedro_mlflow", reason="kedro-mlflow is a dependency of the project")
-
-    def make(conf: dict) -> tuple[TrackingHook, SimpleNamespace]:
-        context = SimpleNamespace(
-            config_loader={"mlflow": conf},
-            project_path=tmp_path,
-            _get_config_credentials=dict,
-        )
-        hook = TrackingHook()
-        hook.after_context_created(context)
-        return hook, context
-
-    return make
-
-
-def _catalog(base_params: dict) -> DataCatalog:
-    return DataCatalog(
-        datasets={
-            "parameters": MemoryDataset(base_params),
-            "params:run_label": MemoryDataset(base_params["run_label"]),
-        }
-    )
+def store(tmp_path: Path) -> Iterator[mlflow.MlflowClient]:
+    """A store of its own, as kedro-mlflow's hook sets it up, and no run left open."""
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.create_experiment(EXPERIMENT, artifact_location=str(tmp_path / "mlartifacts"))
+    mlflow.set_experiment(EXPERIMENT)
+    yield mlflow.MlflowClient()
+    while mlflow.active_run():
+        mlflow.end_run()
 
 
 def _run_params(**extra: object) -> dict:
     return {"run_id": "2026-03-01T00.00.00.000Z", "env": "unit", **extra}
 
 
-STORE = {"enabled": True, "server": {"mlflow_tracking_uri": "sqlite:///mlflow.db"}}
+def _report_catalog(tmp_path: Path) -> DataCatalog:
+    version = Version(None, _run_params()["run_id"])
+    return DataCatalog(
+        datasets={
+            "dataset_report": JSONDataset(
+                filepath=str(tmp_path / "report.json"),
+                version=version,
+                metadata={"mlflow": "artifact"},
+            ),
+            "sample_images": JSONDataset(filepath=str(tmp_path / "other.json"), version=version),
+        }
+    )
 
 
-@pytest.mark.parametrize(
-    ("conf", "line"),
-    [
-        ({**STORE, "enabled": False}, "MLflow tracking is off: 'enabled: False' in mlflow.yml."),
-        (
-            {**STORE, "server": {"mlflow_tracking_url": "sqlite:///mlflow.db"}},
-            "MLflow tracking is off: mlflow.yml is not valid (server.mlflow_tracking_url: "
-            "Extra inputs are not permitted).",
-        ),
-        (
-            {**STORE, "tracking": {"disable_tracking": {"pipelines": ["training"]}}},
-            "MLflow tracking is off: tracking.disable_tracking.pipelines in mlflow.yml lists "
-            "training.",
-        ),
-    ],
-)
-def test_tracking_switched_off_says_so_in_one_line_and_opens_no_store(
-    hook_with, conf: dict, line: str, base_params: dict, tmp_path: Path, caplog
+def test_the_run_is_named_tagged_and_given_the_reports_marked_as_artifacts(
+    store: mlflow.MlflowClient, tmp_path: Path
 ) -> None:
-    hook, _ = hook_with(conf)
-    with caplog.at_level(logging.INFO, logger="alexnet_cifar10.tracking"):
-        hook.before_pipeline_run(
-            _run_params(pipeline_names=["training"]),
-            training.create_pipeline(),
-            _catalog(base_params),
-        )
-        hook.after_pipeline_run({}, data_processing.create_pipeline(), _catalog(base_params))
-    assert [record.getMessage() for record in caplog.records] == [line]
-    assert not (tmp_path / "mlflow.db").exists()
+    run = mlflow.start_run()
+    hook, catalog = TrackingHook(), _report_catalog(tmp_path)
+    hook.before_pipeline_run(_run_params(), data_processing.create_pipeline(), catalog)
+    for name in ("dataset_report", "sample_images"):
+        catalog.save(name, {"name": name})
+        hook.after_dataset_saved(name, {"name": name})
+    hook.after_pipeline_run(data_processing.create_pipeline(), catalog)
+    recorded = store.get_run(run.info.run_id)
+    assert recorded.info.run_name == "evaluate 2026-03-01T00.00.00.000Z"
+    assert recorded.data.tags["run_kind"] == "evaluate"
+    assert recorded.info.status == "FINISHED"
+    assert [a.path for a in store.list_artifacts(run.info.run_id)] == ["report.json"]
+    assert mlflow.active_run() is None and "MLFLOW_RUN_ID" not in os.environ
 
 
-def test_a_run_that_neither_trains_nor_evaluates_is_not_tracked(
-    hook_with, base_params: dict, tmp_path: Path, caplog
+@pytest.mark.parametrize(("close", "status"), [("error", "FAILED"), ("exit", "KILLED")])
+def test_a_run_that_stops_is_not_recorded_finished(
+    store: mlflow.MlflowClient, tmp_path: Path, close: str, status: str
 ) -> None:
-    hook, context = hook_with(STORE)
-    assert context.mlflow.server.mlflow_tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
-    with caplog.at_level(logging.INFO, logger="alexnet_cifar10.tracking"):
-        hook.before_pipeline_run(
-            _run_params(), data_processing.create_pipeline(), _catalog(base_params)
-        )
-        hook.after_pipeline_run({}, data_processing.create_pipeline(), _catalog(base_params))
-    assert caplog.records == []
-    assert not (tmp_path / "mlflow.db").exists()
+    """A failed node ends the run FAILED; Ctrl-C or SIGTERM (the interpreter exits
+    without Kedro's after_pipeline_run) ends it KILLED."""
+    run = mlflow.start_run()
+    mlflow.start_run(run_id=run.info.run_id, nested=True)  # as kedro-mlflow leaves it
+    hook = TrackingHook()
+    hook.before_pipeline_run(_run_params(), training.create_pipeline(), _report_catalog(tmp_path))
+    if close == "error":
+        hook.on_pipeline_error()
+    else:
+        atexit._run_exitfuncs()
+    assert store.get_run(run.info.run_id).info.status == status
+    assert mlflow.active_run() is None
 
 
-def test_a_corrupt_store_is_reported_in_one_line(
-    hook_with, base_params: dict, tmp_path: Path, caplog
-) -> None:
-    (tmp_path / "mlflow.db").write_bytes(b"not a database" * 100)
-    hook, _ = hook_with(STORE)
-    with caplog.at_level(logging.INFO, logger="alexnet_cifar10.tracking"):
-        catalog = _catalog(base_params)
-        hook.before_pipeline_run(_run_params(), training.create_pipeline(), catalog)
-        hook.on_pipeline_error(RuntimeError(), _run_params(), training.create_pipeline(), catalog)
-    assert [record.getMessage() for record in caplog.records] == [
-        f"Not tracked in MLflow: this run (sqlite:///{tmp_path}/mlflow.db: "
-        "(sqlite3.DatabaseError) file is not a database). "
-        "The run's versioned outputs are saved as usual."
-    ]
+def test_a_run_that_tracking_leaves_off_is_left_alone(store, tmp_path: Path) -> None:
+    hook, catalog = TrackingHook(), _report_catalog(tmp_path)
+    hook.before_pipeline_run(_run_params(), data_processing.create_pipeline(), catalog)
+    catalog.save("dataset_report", {"a": 1})
+    hook.after_dataset_saved("dataset_report", {"a": 1})
+    hook.after_pipeline_run(data_processing.create_pipeline(), catalog)
+    assert store.search_runs([store.get_experiment_by_name(EXPERIMENT).experiment_id]) == []
 
 
 # --- real runs, read back through MLflow's client --------------------------------------------
@@ -219,7 +192,7 @@ def _runs(client, **filters: str) -> list:
 
 
 @pytest.mark.slow
-def test_two_runs_started_together_are_two_mlflow_runs_with_their_own_records(
+def test_two_runs_are_two_mlflow_runs_with_their_own_records(
     tracked_runs: Path, tmp_path: Path
 ) -> None:
     project = tracked_runs
@@ -299,81 +272,3 @@ def test_an_evaluate_only_run_is_recorded_against_the_model_it_evaluated(
     assert client.get_metric_history(run.info.run_id, "history.loss") == []
     artifacts = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
     assert artifacts == ARTIFACT_FILES - {"model_summary.csv"}
-
-
-@pytest.mark.slow
-def test_a_locked_store_costs_the_run_nothing_but_its_tracking(finished_project: Path) -> None:
-    project = finished_project
-    store = project / "mlflow.db"
-    tracked_before = len(_runs(_client(project)))
-    # Another process holds SQLite's write lock for the whole run.
-    with sqlite3.connect(store, isolation_level=None) as lock:
-        lock.execute("BEGIN EXCLUSIVE")
-        result = kedro(project, "run", "--env", "test", "--pipelines", "training,evaluate")
-        lock.execute("ROLLBACK")
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    assert "Traceback" not in output
-    # The run's versions are all there: a second model, its history, metrics and plots.
-    for layer, name in [
-        ("06_models", "alexnet.keras"),
-        ("07_model_output", "training_history.csv"),
-        ("08_reporting", "test_metrics.json"),
-        ("08_reporting", "confusion_matrix.png"),
-    ]:
-        assert len(versions(project, layer, name)) == 2, name
-    [line] = [line for line in result.log.splitlines() if "Not tracked in MLflow" in line]
-    assert line.endswith(
-        f"WARNING - Not tracked in MLflow: this run (sqlite:///{store}: "
-        "(sqlite3.OperationalError) database is locked). "
-        "The run's versioned outputs are saved as usual."
-    ), line
-    assert len(_runs(_client(project))) == tracked_before, "a half-recorded run"
-
-
-HIDE_MLFLOW = textwrap.dedent(
-    """
-    # As on a machine without MLflow: mlflow and kedro_mlflow cannot be imported, and their
-    # distributions (so kedro-mlflow's entry points) are not found.
-    import importlib.abc
-    import importlib.metadata
-    import re
-    import sys
-
-    def hidden(name):
-        name = re.sub(r"[-_.]+", "_", name).lower()
-        return name in ("mlflow", "kedro_mlflow") or name.startswith("mlflow_")
-
-    class HideMlflow(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if hidden(name.split(".")[0]):
-                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-    sys.meta_path.insert(0, HideMlflow())
-    discover = importlib.metadata.Distribution.discover.__func__
-
-    def visible(cls, **kwargs):
-        return (d for d in discover(cls, **kwargs) if not hidden(d.metadata["Name"] or ""))
-
-    importlib.metadata.Distribution.discover = classmethod(visible)
-    """
-)
-
-
-@pytest.mark.slow
-def test_without_mlflow_the_pipelines_run_and_say_tracking_is_off(
-    project: Path, tmp_path: Path
-) -> None:
-    (tmp_path / "no_mlflow").mkdir()
-    (tmp_path / "no_mlflow" / "sitecustomize.py").write_text(HIDE_MLFLOW)
-    result = kedro(project, "run", "--env", "test", env={"PYTHONPATH": str(tmp_path / "no_mlflow")})
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    assert "Traceback" not in output
-    off = [line for line in result.log.splitlines() if "tracking" in line.lower()]
-    assert len(off) == 1 and off[0].endswith(
-        "INFO - MLflow tracking is off: MLflow is not installed (pip install kedro-mlflow)."
-    ), off
-    assert len(versions(project, "06_models", "alexnet.keras")) == 1
-    assert len(versions(project, "08_reporting", "test_metrics.json")) == 1
-    assert not (project / "mlflow.db").exists()

@@ -1,5 +1,5 @@
-"""Project hooks, one job each, in any order: check a run before its first node, publish
-the run's Kedro environment, let process 0 alone write, stop cleanly on Ctrl-C or SIGTERM.
+"""Project hooks: check and prepare a run before its first node (publish the run's Kedro
+environment, let process 0 alone write), stop cleanly on Ctrl-C or SIGTERM.
 They raise; ``cli.py`` turns the errors a user can fix into one line each."""
 
 from __future__ import annotations
@@ -9,9 +9,13 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import mlflow
+from filelock import FileLock
+from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 from kedro.framework.project import settings
 from kedro.io import DatasetError, MemoryDataset
@@ -69,90 +73,109 @@ def _fetch_problem(dataset: Any) -> str | None:
     return None
 
 
-class PreflightHook:
-    """Before the first node: the parameters the run reads are valid, its inputs are
-    there (raw data fetched where the catalog allows), and a run that trains fits the
-    devices and processes found. Otherwise it raises, one line per problem, and nothing
-    has run or been written."""
+def check_run(run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
+    """The parameters the run reads are valid, its inputs are there (raw data fetched where
+    the catalog allows), and a run that trains fits the devices and processes found;
+    otherwise raise, one line per problem."""
+    sections = sections_used(pipeline)
+    validate_parameters(catalog.load("parameters"), sections)
+    load_versions = run_params.get("load_versions") or {}
+    made_by = producers()
+    lines = [
+        _missing_line(name, catalog.get(name), load_versions, made_by.get(name, ""))
+        for name in sorted(load_versions.keys() - pipeline.inputs())
+        if not catalog.exists(name)
+    ]
+    for name in sorted(pipeline.inputs()):
+        if name.startswith("params:") or name == "parameters" or catalog.exists(name):
+            continue
+        dataset = catalog.get(name)
+        if name in made_by:
+            lines.append(_missing_line(name, dataset, load_versions, made_by[name]))
+        elif (problem := _fetch_problem(dataset)) is not None:
+            lines.append(problem)
+    if lines:
+        raise MissingInputError("\n".join(lines))
+    processes = cluster().processes
+    if "training" in sections:
+        devices = len(start_quietly())
+        import keras
 
-    @hook_impl
+        backend = keras.backend.backend()
+        training = catalog.load("params:training")
+        if problems := placement_problems(training, devices, processes, backend):
+            raise ParameterError("\n".join(problems))
+
+
+def publish_run_context(run_params: dict[str, Any], catalog: Any) -> None:
+    """Save the run's Kedro environment as ``run_context``, for the card of a model trained
+    in the run."""
+    env = run_params.get("env") or settings.CONFIG_LOADER_ARGS.get("default_run_env")
+    catalog.save("run_context", {"kedro_env": env})
+
+
+def keep_outputs_in_memory(pipeline: Pipeline, catalog: Any) -> None:
+    """In processes other than 0 of a multi-process run, swap every output that a save
+    would write for memory: process 0 alone writes, so no file is written twice or read
+    while another process writes it."""
+    where = cluster()
+    if where.index == 0:
+        return
+    # Every output kept anywhere but in memory (tracking is off in these processes).
+    written = sorted(
+        name
+        for name in pipeline.all_outputs()
+        if not isinstance(catalog.get(name), MemoryDataset | None)
+    )
+    # Kedro logs one 'Replacing dataset' warning per swap; the line below says it once.
+    catalog_log = logging.getLogger("kedro.io.data_catalog")
+    level = catalog_log.level
+    catalog_log.setLevel(logging.ERROR)
+    try:
+        for name in written:
+            catalog[name] = MemoryDataset(copy_mode="assign")
+    finally:
+        catalog_log.setLevel(level)
+    logger.info(
+        "Process %d of %d saves nothing: process 0 saves this run's %d outputs.",
+        where.index,
+        where.processes,
+        len(written),
+    )
+
+
+class PreflightHook:
+    """Before the first node: checks the run (``check_run``), then prepares the catalog for
+    it (``publish_run_context``, ``keep_outputs_in_memory``). Nothing has run or been
+    written when a check fails."""
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's hook opens the store
+    def after_context_created(self, context: Any) -> None:
+        """Create a new local SQLite tracking store one process at a time: MLflow creates a
+        new database's tables with no lock between processes, so two runs started
+        together on a new store would both create them."""
+        try:
+            conf = context.config_loader["mlflow"]
+        except MissingConfigException:  # kedro-mlflow's own defaults: no local store
+            return
+        uri = str((conf.get("server") or {}).get("mlflow_tracking_uri") or "")
+        database = Path(uri.removeprefix("sqlite:///").partition("?")[0])
+        if not uri.startswith("sqlite:///"):
+            return
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{database}.lock", timeout=120):
+            if not database.exists():
+                mlflow.MlflowClient(uri).search_experiments(max_results=1)
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's hook: a refused run opens no MLflow run
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any
     ) -> None:
-        """Check parameters, inputs, processes, then devices."""
-        sections = sections_used(pipeline)
-        validate_parameters(catalog.load("parameters"), sections)
-        load_versions = run_params.get("load_versions") or {}
-        made_by = producers()
-        lines = [
-            _missing_line(name, catalog.get(name), load_versions, made_by.get(name, ""))
-            for name in sorted(load_versions.keys() - pipeline.inputs())
-            if not catalog.exists(name)
-        ]
-        for name in sorted(pipeline.inputs()):
-            if name.startswith("params:") or name == "parameters" or catalog.exists(name):
-                continue
-            dataset = catalog.get(name)
-            if name in made_by:
-                lines.append(_missing_line(name, dataset, load_versions, made_by[name]))
-            elif (problem := _fetch_problem(dataset)) is not None:
-                lines.append(problem)
-        if lines:
-            raise MissingInputError("\n".join(lines))
-        processes = cluster().processes
-        if "training" in sections:
-            devices = len(start_quietly())
-            import keras
-
-            backend = keras.backend.backend()
-            training = catalog.load("params:training")
-            if problems := placement_problems(training, devices, processes, backend):
-                raise ParameterError("\n".join(problems))
-
-
-class RunContextHook:
-    """Publishes the run's Kedro environment as the ``run_context`` dataset, for the card
-    of a model trained in the run."""
-
-    @hook_impl
-    def before_pipeline_run(self, run_params: dict[str, Any], catalog: Any) -> None:
-        """Save ``{"kedro_env": ...}`` as ``run_context``."""
-        env = run_params.get("env") or settings.CONFIG_LOADER_ARGS.get("default_run_env")
-        catalog.save("run_context", {"kedro_env": env})
-
-
-class SingleWriterHook:
-    """In a run of several processes, process 0 alone writes the outputs; the others keep
-    theirs in memory for their own later nodes, so no file is written twice or read while
-    another process writes it."""
-
-    @hook_impl
-    def before_pipeline_run(self, pipeline: Pipeline, catalog: Any) -> None:
-        """In processes other than 0, swap every output that a save would write for memory."""
-        where = cluster()
-        if where.index == 0:
-            return
-        # Every output kept anywhere but in memory (tracking is off in these processes).
-        written = sorted(
-            name
-            for name in pipeline.all_outputs()
-            if not isinstance(catalog.get(name), MemoryDataset | None)
-        )
-        # Kedro logs one 'Replacing dataset' warning per swap; the line below says it once.
-        catalog_log = logging.getLogger("kedro.io.data_catalog")
-        level = catalog_log.level
-        catalog_log.setLevel(logging.ERROR)
-        try:
-            for name in written:
-                catalog[name] = MemoryDataset(copy_mode="assign")
-        finally:
-            catalog_log.setLevel(level)
-        logger.info(
-            "Process %d of %d saves nothing: process 0 saves this run's %d outputs.",
-            where.index,
-            where.processes,
-            len(written),
-        )
+        """Check the run, then publish its context and, in processes other than 0, keep
+        its outputs in memory."""
+        check_run(run_params, pipeline, catalog)
+        publish_run_context(run_params, catalog)
+        keep_outputs_in_memory(pipeline, catalog)
 
 
 class GracefulStopHook:

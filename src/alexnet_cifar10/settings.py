@@ -3,13 +3,12 @@
 import logging
 import os
 import warnings
+from pathlib import Path
 
-from alexnet_cifar10.hooks import (
-    GracefulStopHook,
-    PreflightHook,
-    RunContextHook,
-    SingleWriterHook,
-)
+from kedro.utils import find_kedro_project
+
+from alexnet_cifar10.hooks import GracefulStopHook, PreflightHook
+from alexnet_cifar10.tracking import TrackingHook
 
 # Lines a user of this project cannot act on, off the console and the log file: Kedro's
 # hints at --async and at typed parameters, MLflow's database set-up lines, and warnings
@@ -30,7 +29,7 @@ _NOT_ACTIONABLE = {
     # MLflow's advice to log models as code, given for every model object it pickles.
     "mlflow.pyfunc": ("Passing a Python object as `python_model`",),
     # The project's own line says where the run is recorded.
-    "kedro_mlflow.framework.hooks.mlflow_hook": ("has started",),
+    "kedro_mlflow.framework.hooks.mlflow_hook": ("has started", "Registering new custom resolver"),
     "mlflow.store.db.utils": ("database tables",),
 }
 for _logger, _phrases in _NOT_ACTIONABLE.items():
@@ -38,30 +37,20 @@ for _logger, _phrases in _NOT_ACTIONABLE.items():
         lambda record, phrases=_phrases: not any(p in record.getMessage() for p in phrases)
     )
 
-try:
-    from alexnet_cifar10.tracking import TrackingHook
-except ModuleNotFoundError as missing:  # no MLflow here: the runs go on untracked
-    if (missing.name or "").partition(".")[0] not in ("mlflow", "kedro_mlflow"):
-        raise
-    from alexnet_cifar10.untracked import UntrackedHook as TrackingHook
-
-HOOKS = (
-    PreflightHook(),
-    RunContextHook(),
-    GracefulStopHook(),
-    TrackingHook(),
-    SingleWriterHook(),
-)
+# kedro-mlflow's own hook, registered by the plugin, records the runs; TrackingHook adds
+# the project's tags and artifacts to them.
+HOOKS = (PreflightHook(), GracefulStopHook(), TrackingHook())
 
 # ParallelRunner's worker processes start afresh (Kedro's own switch): TensorFlow, which the
 # main process has started by then, cannot run in a process forked from it (Linux forks
 # by default), and the nodes would hang.
 os.environ.setdefault("KEDRO_MP_CONTEXT", "spawn")
 
-# TrackingHook is kedro-mlflow's hook, subclassed (tracking.py): the plugin's own instance
-# must not run beside it. Kedro compares the distribution name as its metadata spells it
-# (kedro_mlflow for kedro-mlflow 2.0.3), so both spellings are listed.
-DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow", "kedro-mlflow")
+
+def _project_root() -> str:
+    """The project folder, wherever in it Kedro runs (``${project_root:}`` in mlflow.yml)."""
+    return (find_kedro_project(Path.cwd()) or Path.cwd()).resolve().as_posix()
+
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
@@ -70,8 +59,10 @@ CONFIG_LOADER_ARGS = {
     # (say training.epochs) instead of replacing whole top-level dictionaries; so does a
     # conf/local/mlflow.yml that sets only server.mlflow_tracking_uri.
     "merge_strategy": {"parameters": "soft", "mlflow": "soft"},
-    # kedro-mlflow's configuration file (its own hook would add this pattern).
+    # kedro-mlflow's configuration file (its hook adds the pattern too, after the project's
+    # PreflightHook has read it).
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
+    "custom_resolvers": {"project_root": _project_root},
 }
 
 # Kedro 1.7's OmegaConfigLoader still registers its resolvers with an OmegaConf call that

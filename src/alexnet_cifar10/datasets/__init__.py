@@ -11,6 +11,7 @@ from alexnet_cifar10.datasets.kedro_datasets_atomic import (
 )
 from alexnet_cifar10.datasets.keras_model_dataset import KerasModelDataset, TrainedModelDataset
 from alexnet_cifar10.datasets.npz_dataset import NpzDataset
+from alexnet_cifar10.datasets.served_model_dataset import ServedModelDataset
 from alexnet_cifar10.datasets.user_image_dataset import (
     ImageRefusedError,
     UserImage,
@@ -30,6 +31,7 @@ __all__ = [
     "OnnxModelDataset",
     "ParquetDataset",
     "SavedModelDataset",
+    "ServedModelDataset",
     "TrainedModelDataset",
     "UserImage",
     "UserImageDataset",

@@ -46,6 +46,10 @@ class AtomicVersionMixin:
         """The folder of the dataset's versions (named after its file)."""
         return get_filepath_str(self._filepath, self._protocol)
 
+    def path_of(self, version: str) -> str:
+        """Where one version's file is: Kedro's layout, <filepath>/<version>/<file name>."""
+        return get_filepath_str(self._filepath / version / self._filepath.name, self._protocol)
+
     def saved_versions(self) -> list[str]:
         """The names of the version folders saved there, oldest first."""
         return sorted(PurePosixPath(path).name for path in self._fs.glob(f"{self.location}/*"))

@@ -114,8 +114,7 @@ class TrainedModelDataset(KerasModelDataset):
     def read_card(self, version: str) -> dict[str, Any] | None:
         """The card of one saved version, read without loading the network; None if
         there is no such version."""
-        # Kedro's layout of a versioned file: <filepath>/<version>/<file name>.
-        path = get_filepath_str(self._filepath / version / self._filepath.name, self._protocol)
+        path = self.path_of(version)
         if not self._fs.exists(path):
             return None
         with self._fs.open(path, "rb") as file, zipfile.ZipFile(file) as archive:
