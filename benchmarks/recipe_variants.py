@@ -2,10 +2,13 @@
 
     python benchmarks/recipe_variants.py --differences          # the two networks, compared
     python benchmarks/recipe_variants.py [--seeds 0 1 2 3] [--variants ...] [--epochs 15]
-        [--train-images N] [--cifar-root data/01_raw] [--out FILE.json]
+        [--train-share F] [--cifar-root data/01_raw] [--out FILE.json]
 
 Variants (the published protocol unless a flag shortens it: 15 epochs, batch 64, 40,000
-train / 10,000 validation images, the test set scored once after the last epoch):
+train / 10,000 validation images, the test set scored once after the last epoch).
+``--train-share F`` first keeps a seeded, stratified share F of the official training set
+(in file order), which every variant then splits as it would the whole set; the test set
+stays whole:
 
 - ``project``: ``build_model`` + ``train_model`` on the data_processing pipeline's split
   (stratified, seeded), as ``kedro run`` trains;
@@ -14,19 +17,26 @@ train / 10,000 validation images, the test set scored once after the last epoch)
 - ``plain_script``: the recipe as a plain Keras script writes it: a ``Sequential`` of the
   same layers (BatchNorm after the 1st, 2nd and 5th convolutions), float32 inputs divided by
   255 in numpy, ``model.fit(..., validation_split=0.2)`` on the official training set in
-  file order (its last 10,000 images validate).
+  file order (its last 10,000 images validate);
+- ``plain_script_stratified``: the plain script on the project's split (the same arrays as
+  ``project``), so that the split's share of the gap shows apart from the network's.
 
-Each fit's variant, seed, test accuracy, validation accuracy per epoch, fit seconds, device,
-backend and versions go to the JSON file; a summary (mean +- std per variant) is printed.
+Each fit's variant, seed, test accuracy (after the last epoch), validation and test accuracy
+per epoch (the test curve is recorded only, never used to choose anything), fit seconds,
+seconds of each epoch, device, backend and versions go to the JSON file; a summary (mean +-
+std per variant) is printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +46,10 @@ from keras import layers
 
 from alexnet_cifar10.datasets import CIFAR10Dataset
 from alexnet_cifar10.model import build_alexnet
-from bench_common import ROOT, load_parameters, load_splits, train_with_nodes
+from alexnet_cifar10.pipelines.data_processing.nodes import build_model_inputs
+from bench_common import ROOT, load_parameters, train_with_nodes
 
-VARIANTS = ("project", "project_bn_pooled", "plain_script")
+VARIANTS = ("project", "project_bn_pooled", "plain_script", "plain_script_stratified")
 
 
 def plain_script_model(num_classes: int) -> keras.Model:
@@ -90,36 +101,57 @@ def network_differences(project: keras.Model, plain: keras.Model) -> list[str]:
     return lines
 
 
-class TestOnce(keras.callbacks.Callback):
-    """Validation accuracy per epoch, from the fit's own logs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.validation: list[float] = []
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.validation.append(float((logs or {})["val_accuracy"]))
-
-
 def _test_accuracy(network: keras.Model, test: dict[str, np.ndarray], scale: bool) -> float:
     images = test["images"].astype("float32") / 255 if scale else test["images"]
     probabilities = network.predict(images, batch_size=256, verbose=0)
     return float(np.mean(probabilities.argmax(1) == test["labels"].argmax(1)))
 
 
-def fit_variant(variant: str, seed: int, params: dict, data: dict, epochs: int) -> dict:
+class Curves(keras.callbacks.Callback):
+    """Validation accuracy per epoch (from the fit's own logs), each epoch's seconds and,
+    given a test split, test accuracy per epoch (its pass not counted in the seconds)."""
+
+    def __init__(self, test: dict[str, np.ndarray] | None, scale: bool) -> None:
+        super().__init__()
+        self.test, self.scale = test, scale
+        self.validation: list[float] = []
+        self.test_curve: list[float] = []
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.seconds.append(round(time.perf_counter() - self._start, 2))
+        self.validation.append(float((logs or {})["val_accuracy"]))
+        if self.test is not None:
+            self.test_curve.append(_test_accuracy(self.model, self.test, self.scale))
+
+
+def fit_variant(  # noqa: PLR0913
+    variant: str, seed: int, params: dict, data: dict, epochs: int, test_curve: bool
+) -> dict:
     """One fit of one variant; its result row."""
     training = {**params["training"], "epochs": epochs}
     keras.backend.clear_session()
-    watch = TestOnce()
+    plain = variant.startswith("plain_script")
+    watch = Curves(data["test"] if test_curve else None, scale=plain)
     start = time.perf_counter()
-    if variant == "plain_script":
+    if plain:
         keras.utils.set_random_seed(seed)
         network = plain_script_model(10)
         network.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-        images, labels = data["plain"]
-        network.fit(images, labels, batch_size=64, epochs=epochs, validation_split=0.2,
-                    callbacks=[watch], verbose=0)  # fmt: skip
+        fit = {"batch_size": 64, "epochs": epochs, "callbacks": [watch], "verbose": 0}
+        if variant == "plain_script":
+            images, labels = data["plain"]
+            network.fit(images, labels, validation_split=0.2, **fit)
+        else:
+            train, validation = (
+                (split["images"].astype("float32") / 255, split["labels"])
+                for split in (data["train"], data["validation"])
+            )
+            network.fit(*train, validation_data=tuple(validation), **fit)
     else:
         if variant == "project_bn_pooled":
             convs = [{**c, "batch_norm": c["pool"]} for c in training["model"]["conv_layers"]]
@@ -133,20 +165,90 @@ def fit_variant(variant: str, seed: int, params: dict, data: dict, epochs: int) 
         "seed": seed,
         "epochs": epochs,
         "parameters": int(network.count_params()),
-        "test_accuracy": _test_accuracy(network, data["test"], variant == "plain_script"),
+        "test_accuracy": _test_accuracy(network, data["test"], plain),
         "validation_accuracy": watch.validation,
-        "fit_seconds": round(seconds, 2),
+        "test_accuracy_per_epoch": watch.test_curve or None,
+        "epoch_seconds": watch.seconds,
+        "fit_seconds": round(sum(watch.seconds), 2),
+        "wall_seconds": round(seconds, 2),
     }
 
 
-def load_data(params: dict, cifar_root: Path, train_images: int | None) -> dict:
-    """The pipeline's splits, and the plain script's arrays (official order, float32)."""
-    train, validation, test = load_splits(cifar_root, params, (train_images, None, None))
-    raw = CIFAR10Dataset(path=str(cifar_root)).load()
-    count = None if train_images is None else round(train_images / 0.8)
-    images = raw["train_images"][:count].astype("float32") / 255
-    labels = np.eye(10, dtype="float32")[raw["train_labels"][:count]]
+def train_share(raw: dict, share: float, seed: int) -> dict:
+    """``raw`` with a seeded, stratified ``share`` of its training set, in file order."""
+    if share >= 1:
+        return raw
+    rng = np.random.default_rng(seed)
+    labels = raw["train_labels"]
+    keep = np.sort(np.concatenate([
+        (members := rng.permutation(np.flatnonzero(labels == label)))[: round(len(members) * share)]
+        for label in np.unique(labels)
+    ]))  # fmt: skip
+    return {**raw, "train_images": raw["train_images"][keep], "train_labels": labels[keep]}
+
+
+def load_data(params: dict, cifar_root: Path, share: float) -> dict:
+    """The pipeline's splits, and the plain script's arrays (file order, float32)."""
+    raw = train_share(CIFAR10Dataset(path=str(cifar_root)).load(), share, params["seed"])
+    train, validation, test = build_model_inputs(
+        raw, params["data_processing"], params["seed"], params["class_names"]
+    )
+    images = raw["train_images"].astype("float32") / 255
+    labels = np.eye(10, dtype="float32")[raw["train_labels"]]
     return {"train": train, "validation": validation, "test": test, "plain": (images, labels)}
+
+
+def summarise(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Test accuracy mean +- std and the number of fits, per variant."""
+    summary = {}
+    for variant in dict.fromkeys(row["variant"] for row in rows):
+        accuracy = [row["test_accuracy"] for row in rows if row["variant"] == variant]
+        summary[variant] = {
+            "mean": statistics.mean(accuracy),
+            "std": statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0,
+            "fits": len(accuracy),
+        }
+    return summary
+
+
+def _processor() -> str:
+    """The CPU's model name (Linux), else the machine type."""
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.machine()
+
+
+def machine_facts() -> dict:
+    """Where the fits ran: device, processor, backend and versions."""
+    return {
+        "device": keras.distribution.list_devices()[0],
+        "processor": _processor(),
+        "cpus": os.cpu_count(),
+        "backend": keras.backend.backend(),
+        "versions": {name: version(name) for name in ("keras", "numpy", keras.backend.backend())},
+        "platform": platform.platform(),
+    }
+
+
+def protocol_facts(args: argparse.Namespace, data: dict) -> dict:
+    """The protocol the fits followed, and the command that ran them."""
+    return {
+        "epochs": args.epochs,
+        "batch_size": 64,
+        "train_share": args.train_share,
+        "train_images": len(data["train"]["images"]),
+        "validation_images": len(data["validation"]["images"]),
+        "test_images": len(data["test"]["images"]),
+        "command": " ".join(["python", "benchmarks/recipe_variants.py", *sys.argv[1:]]),
+    }
+
+
+def write_results(out: Path, facts: dict, rows: list[dict]) -> None:
+    """The facts, the summary so far and every fit, as JSON."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**facts, "summary": summarise(rows), "fits": rows}, indent=2))
 
 
 def main() -> None:
@@ -155,7 +257,10 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--train-images", type=int, default=None)
+    # Also score the test set after every epoch (recorded only; it never chooses anything).
+    parser.add_argument("--test-curve", action="store_true")
+    # Below 1: this stratified share of the official training set (a reduced protocol).
+    parser.add_argument("--train-share", type=float, default=1.0)
     # The folder holding cifar-10-batches-py.
     parser.add_argument("--cifar-root", type=Path, default=ROOT / "data/01_raw")
     parser.add_argument(
@@ -169,38 +274,20 @@ def main() -> None:
         for line in network_differences(project, plain_script_model(10)):
             print(line)
         return
-    data = load_data(params, args.cifar_root, args.train_images)
-    rows = []
+    data = load_data(params, args.cifar_root, args.train_share)
+    facts = {"machine": machine_facts(), "protocol": protocol_facts(args, data)}
+    rows: list[dict] = []
     for seed in args.seeds:
         for variant in args.variants:
-            rows.append(fit_variant(variant, seed, params, data, args.epochs))
+            rows.append(fit_variant(variant, seed, params, data, args.epochs, args.test_curve))
             print(json.dumps(rows[-1]), flush=True)
-    summary = {
-        variant: {
-            "mean": statistics.mean(
-                acc := [r["test_accuracy"] for r in rows if r["variant"] == variant]
-            ),
-            "std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
-            "fits": len(acc),
-        }
-        for variant in args.variants
-    }
-    for variant, stats in summary.items():
+            # Written after every fit: a long run stopped early keeps the fits it finished.
+            write_results(args.out, facts, rows)
+    for variant, stats in summarise(rows).items():
         print(
-            f"{variant:18s} test accuracy {stats['mean']:.4f} +- {stats['std']:.4f} "
+            f"{variant:23s} test accuracy {stats['mean']:.4f} +- {stats['std']:.4f} "
             f"({stats['fits']} fits)"
         )
-    machine = {
-        "device": keras.distribution.list_devices()[0],
-        "backend": keras.backend.backend(),
-        "keras": keras.__version__,
-        "platform": platform.platform(),
-        "train_images": len(data["train"]["images"]),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps({"machine": machine, "summary": summary, "fits": rows}, indent=2)
-    )
     print(f"wrote {args.out}")
 
 
