@@ -147,7 +147,7 @@ def test_preflight_names_a_load_version_that_is_not_there(
     run_params = _run_params(tmp_path, load_versions={"model": missing})
     no_version = (
         f"Input 'model' has no version '{missing}' under '{tmp_path / 'model'}'; the newest "
-        f"there: {OLDER}, {NEWER}."
+        f"there: {NEWER}, {OLDER}."
     )
     with pytest.raises(MissingInputError) as stop:
         PreflightHook().before_pipeline_run(run_params, evaluate.create_pipeline(), catalog())

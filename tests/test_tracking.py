@@ -12,7 +12,6 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, Version
@@ -22,7 +21,7 @@ from kedro_mlflow.config.kedro_mlflow_config import KedroMlflowConfig
 from alexnet_cifar10.datasets import JSONDataset
 from alexnet_cifar10.pipelines import data_processing, training
 from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
-from alexnet_cifar10.tracking import TrackingHook, runs_table
+from alexnet_cifar10.tracking import TrackingHook
 
 # Under pytest-xdist, the tests that read the session's tracked runs share one worker,
 # which builds them once.
@@ -54,24 +53,6 @@ def _flat(params: dict, prefix: str = "") -> dict[str, str]:
 
 
 # --- the records, from what the pipelines save ----------------------------------------------
-
-
-def test_runs_table_shows_the_parameters_that_differ() -> None:
-    runs = pd.DataFrame(
-        {
-            "tags.mlflow.runName": ["a", "b", "evaluate c"],
-            "tags.run_kind": ["train", "train", "evaluate"],
-            "tags.model_version": ["a", "b", "a"],
-            "metrics.test.accuracy": [0.5, 0.6, 0.5],
-            "params.training.epochs": ["1", "2", None],
-            "params.seed": ["42", "42", None],
-            "params.evaluate.batch_size": ["256", "256", "256"],
-        }
-    )
-    table = runs_table(runs)
-    assert list(table.columns) == ["kind", "model version", "test accuracy", "training.epochs"]
-    assert table.loc["b", "training.epochs"] == "2"
-    assert runs_table(pd.DataFrame()).empty
 
 
 @pytest.mark.parametrize("env", ["base", "quick", "tuned", "test", "local"])
@@ -136,7 +117,7 @@ def test_the_run_is_named_tagged_and_given_the_reports_marked_as_artifacts(
     hook.before_pipeline_run(_run_params(), data_processing.create_pipeline(), catalog)
     for name in ("dataset_report", "sample_images"):
         catalog.save(name, {"name": name})
-        hook.after_dataset_saved(name, {"name": name})
+        hook.after_dataset_saved(dataset_name=name)
     hook.after_pipeline_run(data_processing.create_pipeline(), catalog)
     recorded = store.get_run(run.info.run_id)
     assert recorded.info.run_name == "evaluate 2026-03-01T00.00.00.000Z"
@@ -168,7 +149,7 @@ def test_a_run_that_tracking_leaves_off_is_left_alone(store, tmp_path: Path) -> 
     hook, catalog = TrackingHook(), _report_catalog(tmp_path)
     hook.before_pipeline_run(_run_params(), data_processing.create_pipeline(), catalog)
     catalog.save("dataset_report", {"a": 1})
-    hook.after_dataset_saved("dataset_report", {"a": 1})
+    hook.after_dataset_saved(dataset_name="dataset_report")
     hook.after_pipeline_run(data_processing.create_pipeline(), catalog)
     assert store.search_runs([store.get_experiment_by_name(EXPERIMENT).experiment_id]) == []
 

@@ -56,7 +56,10 @@ def _missing_line(name: str, dataset: Any, load_versions: dict[str, str], made_b
             f"Input '{name}' was never produced: no saved version under '{where}'. "
             f"Make it with `kedro run --pipelines {made_by}` (or `kedro run` for everything)."
         )
-    newest = dataset.saved_versions()[-_VERSIONS_SHOWN:] if hasattr(dataset, "location") else []
+    try:
+        newest = dataset.list_versions(full_path=False)[:_VERSIONS_SHOWN]
+    except (AttributeError, DatasetError):  # not versioned, or no version at all
+        newest = []
     return (
         f"Input '{name}' has no version '{load_versions[name]}' under '{where}'; the newest "
         f"there: {', '.join(newest) or 'none'}."
@@ -155,17 +158,15 @@ class PreflightHook:
         new database's tables with no lock between processes, so two runs started
         together on a new store would both create them."""
         try:
-            conf = context.config_loader["mlflow"]
-        except MissingConfigException:  # kedro-mlflow's own defaults: no local store
+            uri = str(context.config_loader["mlflow"]["server"]["mlflow_tracking_uri"])
+        except (MissingConfigException, KeyError, TypeError):  # kedro-mlflow's defaults
             return
-        uri = str((conf.get("server") or {}).get("mlflow_tracking_uri") or "")
-        database = Path(uri.removeprefix("sqlite:///").partition("?")[0])
-        if not uri.startswith("sqlite:///"):
-            return
-        database.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(f"{database}.lock", timeout=120):
-            if not database.exists():
-                mlflow.MlflowClient(uri).search_experiments(max_results=1)
+        if uri.startswith("sqlite:///"):
+            database = Path(uri.removeprefix("sqlite:///").partition("?")[0])
+            database.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(f"{database}.lock", timeout=120):
+                if not database.exists():
+                    mlflow.MlflowClient(uri).search_experiments(max_results=1)
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow's hook: a refused run opens no MLflow run
     def before_pipeline_run(
@@ -176,6 +177,9 @@ class PreflightHook:
         check_run(run_params, pipeline, catalog)
         publish_run_context(run_params, catalog)
         keep_outputs_in_memory(pipeline, catalog)
+        # ParallelRunner's workers start afresh (Kedro's own switch): TensorFlow, started
+        # by now, cannot run in a process forked from it (Linux forks by default).
+        os.environ.setdefault("KEDRO_MP_CONTEXT", "spawn")
 
 
 class GracefulStopHook:

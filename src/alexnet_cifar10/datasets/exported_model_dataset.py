@@ -36,7 +36,7 @@ class OnnxModelDataset(FileVersionedDataset):
                 f"{type(self).__name__} saves a serialized ONNX model (bytes); "
                 f"got {type(data).__name__}."
             )
-        with self._staged_save() as path, self._fs.open(path, mode="wb") as handle:
+        with self.staged_save() as path, self._fs.open(path, mode="wb") as handle:
             handle.write(data)
 
 
@@ -76,7 +76,7 @@ class SavedModelDataset(FileVersionedDataset):
             raise DatasetError(
                 f"{type(self).__name__} saves TrainedModel; got {type(data).__name__}."
             )
-        with tempfile.TemporaryDirectory() as tmp, self._staged_save() as path:
+        with tempfile.TemporaryDirectory() as tmp, self.staged_save() as path:
             local = Path(tmp) / "saved_model"
             data.network.export(str(local), format="tf_saved_model", verbose=False)
             card = {**data.card, "input_shape": list(data.network.input_shape[1:])}

@@ -58,7 +58,7 @@ class KerasModelDataset(FileVersionedDataset):
             return self._read(local)
 
     def save(self, data: Any) -> None:
-        with tempfile.TemporaryDirectory() as tmp, self._staged_save() as path:
+        with tempfile.TemporaryDirectory() as tmp, self.staged_save() as path:
             local = Path(tmp) / "model.keras"
             self._write(data, local)
             self._fs.put_file(str(local), path)

@@ -42,5 +42,5 @@ class NpzDataset(FileVersionedDataset):
                 f"{type(self).__name__} saves a dict of numpy arrays; got {type(data).__name__}."
             )
         writer = np.savez_compressed if self._save_args["compress"] else np.savez
-        with self._staged_save() as path, self._fs.open(path, mode="wb") as handle:
+        with self.staged_save() as path, self._fs.open(path, mode="wb") as handle:
             writer(handle, **data)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from importlib.metadata import version
 from typing import Any
 
@@ -15,11 +14,11 @@ _SERVING = ("mlflow", "onnxruntime", "numpy", "pandas", "pillow")
 
 class ServedModelDataset(AbstractDataset[Any, None]):
     """Logs a ``serving.ServedModel`` as an ``mlflow.pyfunc`` model into the MLflow run
-    that kedro-mlflow's hook started (``MLFLOW_RUN_ID``, set by the project's tracking
-    hook: from whichever thread or process saves it), with the model's input example,
-    from which MLflow infers its signature; registered as a new version of
-    ``registered_model_name``, tagged with the model's labels. Where the run is not
-    tracked it logs nothing. Write-only: ``kedro serve`` loads it from the registry.
+    ``run_id`` (set by the project's tracking hook, so that it logs from whichever thread
+    or process saves it), with the model's input example, from which MLflow infers its
+    signature; registered as a new version of ``registered_model_name``, tagged with the
+    model's labels. Where the run is not tracked it logs nothing. Write-only: ``kedro
+    serve`` loads it from the registry.
 
     Example catalog entry::
 
@@ -29,11 +28,6 @@ class ServedModelDataset(AbstractDataset[Any, None]):
           registered_model_name: alexnet_cifar10
     """
 
-    # Kedro's documented switch for a dataset that is not persistent: the model belongs
-    # to the run's MLflow run, a new one in every `kedro run`, so --only-missing-outputs
-    # does not take it for a missing output (AbstractDataset's docstring).
-    _EPHEMERAL = True
-
     def __init__(
         self, *, name: str, registered_model_name: str, metadata: dict[str, Any] | None = None
     ) -> None:
@@ -42,9 +36,22 @@ class ServedModelDataset(AbstractDataset[Any, None]):
         self._name = name
         self._registered = registered_model_name
         self.metadata = metadata
+        self.run_id: str | None = None
 
     def _describe(self) -> dict[str, Any]:
         return {"name": self._name, "registered_model_name": self._registered}
+
+    def _exists(self) -> bool:
+        """Whether the registry holds a version of the model (what `kedro serve` serves)."""
+        import mlflow
+
+        try:
+            found = mlflow.MlflowClient().search_model_versions(
+                f"name = '{self._registered}'", max_results=1
+            )
+        except mlflow.MlflowException:
+            return False
+        return bool(found)
 
     def load(self) -> None:
         raise DatasetError(
@@ -57,13 +64,12 @@ class ServedModelDataset(AbstractDataset[Any, None]):
 
         from alexnet_cifar10.serving import example_request
 
-        run_id = os.environ.get("MLFLOW_RUN_ID")
-        if run_id is None:
+        if self.run_id is None:
             return
         info = mlflow.models.Model.log(
             artifact_path=None,
             flavor=mlflow.pyfunc,
-            run_id=run_id,
+            run_id=self.run_id,
             name=self._name,
             registered_model_name=self._registered,
             python_model=data,
