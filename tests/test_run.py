@@ -29,7 +29,7 @@ VERSIONED = {
         "test_metrics.json",
         "accuracy_plot.png",
         "loss_plot.png",
-        "confusion_matrix.png",
+        "confusion_matrix_plot.png",
     ],
 }
 # What a user must never see on a plain run's console.
