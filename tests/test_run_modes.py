@@ -308,15 +308,6 @@ DATASETS = (
     "sample_images, served_model, temperature, test_metrics, test_predictions, test_scores, "
     "training_curves, training_history, untrained_model"
 )
-VERSIONED = (
-    "accuracy_plot, calibration_metrics, confusion_matrix_plot, contact_sheet, "
-    "corruption_grid, dataset_report, embedding_projection, embeddings, export_parity, "
-    "linear_probe_metrics, loss_plot, model, model_input_test, model_input_train, "
-    "model_input_validation, model_summary, onnx_model, prediction_summary, "
-    "reliability_diagram, robustness_heatmap, robustness_results, robustness_summary, "
-    "sample_images, saved_model, temperature, test_metrics, test_predictions, "
-    "training_history, untrained_model, user_model_input, user_predictions"
-)
 PIPELINES = (
     "__default__, data_processing, evaluate, export, features, predict, robustness, training"
 )
@@ -329,11 +320,6 @@ MISTYPED = [
     (["--tags", "training"], "No tag named 'training'; the tags are: (none)."),
     (["--namespaces", "training"], "No namespace named 'training'; the namespaces are: (none)."),
     (
-        ["--load-versions", "modle:2026-01-01T00.00.00.000Z"],
-        f"--load-versions: No versioned dataset named 'modle'; the versioned datasets are: "
-        f"{VERSIONED}.",
-    ),
-    (
         ["--runner", "ParalelRunner"],
         "No runner named 'ParalelRunner'; the runners are: ParallelRunner, SequentialRunner, "
         "ThreadRunner, or the dotted path of a runner class of your own.",
@@ -341,10 +327,6 @@ MISTYPED = [
     (
         ["--pipelines", "evalute"],
         f"No pipeline named 'evalute'; the pipelines are: {PIPELINES}.",
-    ),
-    (
-        ["--conf-source", "confs"],
-        "Invalid value for '--conf-source': Path 'confs' does not exist.",
     ),
 ]
 
@@ -361,6 +343,24 @@ def test_a_mistyped_name_is_one_line_naming_what_exists(
     result = kedro_here(cli_project, "run", "--env", "test", *args)
     assert result.returncode == 1, result.stdout
     assert result.stdout == f"Error: {line}\n"
+    assert not (cli_project / "data" / "05_model_input").exists()
+
+
+def test_a_mistyped_load_version_or_conf_source_is_kedros_or_clicks_one_line(
+    cli_project: Path,
+) -> None:
+    unknown = kedro_here(cli_project, "run", "--env", "test", "--load-versions", "modle:2026")
+    assert unknown.returncode == 1
+    assert unknown.log.splitlines()[-1] == (
+        "alexnet_cifar10.cli - ERROR - Run stopped: 'load_versions' keys [modle] are not found "
+        "in the catalog."
+    )
+    missing = kedro_here(cli_project, "run", "--conf-source", "confs")
+    assert missing.returncode == 2, missing.stdout
+    assert missing.stdout.splitlines()[-1] == (
+        "Error: Invalid value for '--conf-source': Path 'confs' does not exist."
+    )
+    assert "Traceback" not in unknown.stdout + missing.stdout
     assert not (cli_project / "data" / "05_model_input").exists()
 
 

@@ -1,17 +1,12 @@
-"""Project commands: Kedro's own ``run``, behind the project's one error boundary, and
-``serve`` (MLflow's scoring server on a trained model; ``server.py``).
+"""Project commands: Kedro's own ``run`` and ``registry describe`` behind the project's one
+error boundary, and ``serve`` (MLflow's scoring server on a trained model; ``server.py``).
 
-Every mistake a user can fix ends ``kedro run`` with one line per problem and exit
-status 1, never a traceback:
-
-- a name that does not exist (a pipeline, node, dataset, tag, namespace, runner,
-  environment or configuration folder) is checked before the session starts, and the
-  line lists what does exist;
-- an error raised during the run that a user can fix (a parameter outside its schema, an
-  input no run has saved, bad data, a diverged training, a dataset in ``--load-versions``
-  that the catalog does not have) ends it with ``Run stopped: <line>``.
-
-Anything else is a bug, and keeps its traceback.
+Every mistake a user can fix ends a command with one line per problem and exit status 1,
+never a traceback: a name that does not exist (a pipeline, node, dataset, tag, namespace,
+runner or environment) is checked before the session starts, and the line lists what does
+exist; an error raised during the run that a user can fix (a parameter outside its schema,
+an input no run has saved, bad data, a diverged training) ends it with ``Run stopped:
+<line>``. Anything else is a bug, and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -37,82 +32,52 @@ from alexnet_cifar10.validation import ParameterError, override_problems
 
 logger = logging.getLogger(__name__)
 
-kedro_describe = kedro_registry.commands["describe"]
-
 # Raised during a run; their message says all a user needs.
 USER_ERRORS = (ParameterError, TrainingDivergedError, DatasetError, ClusterError)
 
 
-def _listed(what: str, wrong: list[str], known: set[str]) -> str:
-    names = ", ".join(map(repr, wrong))
-    return f"No {what} named {names}; the {what}s are: {', '.join(sorted(known)) or '(none)'}."
+def _listed(what: str, wrong: list[str], known: set[str]) -> str | None:
+    if wrong := [name for name in dict.fromkeys(wrong) if name not in known]:
+        names = ", ".join(map(repr, wrong))
+        return f"No {what} named {names}; the {what}s are: {', '.join(sorted(known)) or '(none)'}."
+    return None
 
 
-def _filter_problems(options: dict[str, Any], pipeline: Pipeline) -> list[str]:
-    """The node, dataset, tag and namespace names of the options that the pipelines run
-    do not have."""
-    nodes = {node.name for node in pipeline.nodes}
-    known = {
-        "node": nodes,
-        "dataset": {name for name in pipeline.datasets() if not name.startswith("params:")},
-        "tag": set().union(*(node.tags for node in pipeline.nodes)),
-        "namespace": {node.namespace for node in pipeline.nodes if node.namespace},
-    }
-    given = {
-        "node": [*options["node_names"], *options["from_nodes"], *options["to_nodes"]],
-        "dataset": [*options["from_inputs"], *options["to_outputs"]],
-        "tag": list(options["tags"]),
-        "namespace": list(options["namespaces"] or []),
-    }
+def _name_problems(options: dict[str, Any], pipeline: Pipeline) -> list[str | None]:
+    """The node, dataset, tag and namespace names of the options that ``pipeline`` lacks."""
+    nodes = pipeline.nodes
+    datasets = {name for name in pipeline.datasets() if not name.startswith("params:")}
     return [
-        _listed(what, wrong, known[what])
-        for what, names in given.items()
-        if (wrong := [name for name in dict.fromkeys(names) if name not in known[what]])
-    ]
+        _listed("node", [*options["node_names"], *options["from_nodes"], *options["to_nodes"]],
+                {node.name for node in nodes}),
+        _listed("dataset", [*options["from_inputs"], *options["to_outputs"]], datasets),
+        _listed("tag", list(options["tags"]), set().union(*(node.tags for node in nodes))),
+        _listed("namespace", list(options["namespaces"] or []),
+                {node.namespace for node in nodes if node.namespace}),
+    ]  # fmt: skip
 
 
-def _conf_folder(options: dict[str, Any]) -> Path:
+def _environment_problem(env: str | None, conf_source: str | None) -> str | None:
+    """A line if ``--env`` names no folder of the configuration (Kedro's own error for a
+    configuration archive is shortened by the run's boundary)."""
     project = find_kedro_project(Path.cwd()) or Path.cwd()
-    return Path(options["conf_source"] or project / settings.CONF_SOURCE)
-
-
-def _environment_problem(options: dict[str, Any]) -> str | None:
-    """A line if ``--env`` names no folder of the configuration (archives are left to
-    Kedro, whose error the run boundary shortens)."""
-    conf, env = _conf_folder(options), options["env"]
+    conf = Path(conf_source or project / settings.CONF_SOURCE)
     if not env or not conf.is_dir() or (conf / env).is_dir():
         return None
-    known = {path.name for path in conf.iterdir() if path.is_dir()}
-    return (
-        f"No environment named {env!r} in '{conf}'; the environments are: "
-        + ", ".join(sorted(known))
-        + "."
-    )
+    known = ", ".join(sorted(path.name for path in conf.iterdir() if path.is_dir()))
+    return f"No environment named {env!r} in '{conf}'; the environments are: {known}."
 
 
 def _runner_problem(runner: str | None) -> str | None:
     try:
         load_obj(runner or "SequentialRunner", "kedro.runner")
     except (AttributeError, ImportError, ValueError):
-        known = sorted(set(kedro.runner.__all__) - {"AbstractRunner", "Task"})
+        known = ", ".join(sorted(set(kedro.runner.__all__) - {"AbstractRunner", "Task"}))
         return (
-            f"No runner named {runner!r}; the runners are: {', '.join(known)}, or the "
-            "dotted path of a runner class of your own."
+            f"No runner named {runner!r}; the runners are: {known}, or the dotted path of a "
+            "runner class of your own."
         )
     return None
-
-
-def _versioned_datasets(options: dict[str, Any]) -> set[str]:
-    """The catalog's versioned datasets in the run's environment."""
-    loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(_conf_folder(options)), env=options["env"], **settings.CONFIG_LOADER_ARGS
-    )
-    catalog = loader["catalog"]
-    return {
-        name
-        for name, entry in catalog.items()
-        if isinstance(entry, dict) and entry.get("versioned")
-    }
 
 
 def _option_problems(options: dict[str, Any]) -> list[str]:
@@ -122,53 +87,29 @@ def _option_problems(options: dict[str, Any]) -> list[str]:
         check_pipeline_names(requested)
     except UnknownPipelineError as error:
         return [str(error)]
-    environment = _environment_problem(options)
-    if environment:
+    if environment := _environment_problem(options["env"], options["conf_source"]):
         return [environment]
     selected = sum((pipelines[name] for name in requested or ["__default__"]), Pipeline([]))
-    problems = _filter_problems(options, selected)
-    if options["load_versions"]:
-        known = _versioned_datasets(options)
-        unknown = [name for name in options["load_versions"] if name not in known]
-        if unknown:
-            problems.append("--load-versions: " + _listed("versioned dataset", unknown, known))
-    runner = _runner_problem(options["runner"])
-    return problems + ([runner] if runner else [])
-
-
-def _stop(error: BaseException) -> None:
-    for line in str(error).strip().splitlines():
-        logger.error("Run stopped: %s", line)
-    raise SystemExit(1) from error
+    problems = [*_name_problems(options, selected), _runner_problem(options["runner"])]
+    return [line for line in problems if line]
 
 
 def _run(**options: Any) -> Any:
-    problems = _option_problems(options)
-    if problems:
+    if problems := _option_problems(options):
         raise click.ClickException("\n".join(problems))
     try:
         return kedro_run.callback(**options)
     except USER_ERRORS as error:
-        _stop(error)
+        for line in str(error).strip().splitlines():
+            logger.error("Run stopped: %s", line)
+        raise SystemExit(1) from error
     except MissingConfigException as error:
         raise click.ClickException(str(error).replace("\n", " ")) from error
     except TypeError as error:
         # Kedro cannot merge a --params list where the configuration has a mapping.
-        problems = override_problems(options["params"] or {})
-        if not problems:
+        if not (problems := override_problems(options["params"] or {})):
             raise
         raise click.ClickException("\n".join(problems)) from error
-
-
-class _RunCommand(click.Command):
-    """Kedro's ``run``, whose malformed option values (``--conf-source`` that does not
-    exist, say) end with one line and exit status 1 as the other mistakes do."""
-
-    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
-        try:
-            return super().make_context(*args, **kwargs)
-        except click.BadParameter as error:
-            raise click.ClickException(error.format_message()) from error
 
 
 def _describe(name: str, **kwargs: Any) -> Any:
@@ -208,14 +149,20 @@ def serve(model_version: str | None, port: int, host: str, env: str | None) -> N
         raise click.ClickException(str(error)) from error
 
 
-run = _RunCommand(name="run", params=kedro_run.params, callback=_run, help=kedro_run.help)
+kedro_describe = kedro_registry.commands["describe"]
+run = click.Command(name="run", params=kedro_run.params, callback=_run, help=kedro_run.help)
 # Kedro's registry commands, with `describe` answering a mistyped name in one line.
-describe = click.Command(
-    name="describe", params=kedro_describe.params, callback=_describe, help=kedro_describe.help
-)
 registry = click.Group(
     name="registry",
-    commands={"list": kedro_registry.commands["list"], "describe": describe},
+    commands={
+        "list": kedro_registry.commands["list"],
+        "describe": click.Command(
+            name="describe",
+            params=kedro_describe.params,
+            callback=_describe,
+            help=kedro_describe.help,
+        ),
+    },
     help=kedro_registry.help,
 )
 cli = click.Group(

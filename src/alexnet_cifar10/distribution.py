@@ -21,11 +21,13 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from alexnet_cifar10.keras_types import KerasModel
+if TYPE_CHECKING:  # the backend starts only when a node runs
+    import keras
+
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ def join_cluster() -> Cluster:
     return where
 
 
-def _copy(model: KerasModel, *, synchronized: bool, processes: int = 1) -> KerasModel:
+def _copy(model: keras.Model, *, synchronized: bool, processes: int = 1) -> keras.Model:
     """The same network built afresh (under the current engine, if any), variables copied."""
     import keras
 
@@ -204,7 +206,7 @@ class Placement:
         return batch // self.cluster.processes
 
     @contextmanager
-    def placed(self, model: KerasModel) -> Iterator[KerasModel]:
+    def placed(self, model: keras.Model) -> Iterator[keras.Model]:
         """Enter the engine; yield the network with its variables on every device (the
         network itself for one device). On TensorFlow its BatchNorm layers are synchronized
         (Keras' ``synchronized=True``): statistics over the global batch, as on JAX."""
@@ -217,7 +219,7 @@ class Placement:
         with _engine(self.devices):
             yield _copy(model, synchronized=synchronized, processes=self.cluster.processes)
 
-    def gathered(self, model: KerasModel) -> KerasModel:
+    def gathered(self, model: keras.Model) -> keras.Model:
         """The trained network as a plain one-device model (itself for one device)."""
         return _copy(model, synchronized=False) if self.parallel else model
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from alexnet_cifar10.keras_types import KerasModel
+if TYPE_CHECKING:  # the backend starts only when a node runs
+    import keras
+
 
 # Characters of a caption line in a plot title before it wraps (a 7-inch figure, 10 pt).
 TITLE_WIDTH = 80
@@ -35,7 +37,7 @@ class TrainedModel:
     """A fitted network with its card (``LABELS``, class names, parameters, run facts)
     and its history (one row per epoch)."""
 
-    network: KerasModel
+    network: keras.Model
     card: dict[str, Any]
     history: pd.DataFrame
 

@@ -12,14 +12,16 @@ import json
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from kedro.io.core import DatasetError, get_filepath_str
 
 from alexnet_cifar10.datasets.atomic import FileVersionedDataset
-from alexnet_cifar10.keras_types import KerasModel
 from alexnet_cifar10.provenance import TrainedModel
+
+if TYPE_CHECKING:  # the backend starts only when a node runs
+    import keras
 
 
 class KerasModelDataset(FileVersionedDataset):
@@ -63,7 +65,7 @@ class KerasModelDataset(FileVersionedDataset):
             self._write(data, local)
             self._fs.put_file(str(local), path)
 
-    def _read(self, local: Path) -> KerasModel:
+    def _read(self, local: Path) -> keras.Model:
         import keras
 
         from alexnet_cifar10 import model as network
@@ -72,7 +74,7 @@ class KerasModelDataset(FileVersionedDataset):
             local, custom_objects=network.CUSTOM_OBJECTS, **self._load_args
         )
 
-    def _write(self, data: KerasModel, local: Path) -> None:
+    def _write(self, data: keras.Model, local: Path) -> None:
         import keras
 
         if not isinstance(data, keras.Model):
