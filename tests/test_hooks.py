@@ -27,6 +27,7 @@ from alexnet_cifar10.hooks import (
 )
 from alexnet_cifar10.pipeline_registry import producers
 from alexnet_cifar10.pipelines import data_processing, evaluate, features, predict, training
+from alexnet_cifar10.pipelines.export import pipeline as export
 from alexnet_cifar10.validation import SECTIONS, ParameterError
 
 OLDER, NEWER, THIS_RUN = (
@@ -56,9 +57,8 @@ def test_sections_used_are_the_top_level_keys_the_nodes_read() -> None:
         "seed",
         "class_names",
         "run_label",
-        "predict",
-        "serve",
     }
+    assert sections_used(export.serving_pipeline()) == {"predict", "serve"}
     assert sections_used(evaluate.create_pipeline()) == {"class_names", "evaluate"}
     assert sections_used(predict.create_pipeline()) == {"predict"}
     assert sections_used(features.create_pipeline()) == {"class_names", "features", "seed"}

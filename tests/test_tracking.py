@@ -217,7 +217,9 @@ def test_two_runs_are_two_mlflow_runs_with_their_own_records(
 
         artifacts = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
         assert artifacts == ARTIFACT_FILES
-        copy = client.download_artifacts(run.info.run_id, "confusion_matrix_plot.png", str(tmp_path))
+        copy = client.download_artifacts(
+            run.info.run_id, "confusion_matrix_plot.png", str(tmp_path)
+        )
         plot = _saved(project, "08_reporting", "confusion_matrix_plot.png", version)
         assert Path(copy).read_bytes() == plot.read_bytes()
         assert Path(run.info.artifact_uri.removeprefix("file://")).is_relative_to(project)

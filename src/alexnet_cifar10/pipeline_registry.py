@@ -10,9 +10,11 @@ from kedro.framework.project import pipelines
 from kedro.pipeline import Pipeline
 
 import alexnet_cifar10.pipelines
+from alexnet_cifar10.pipelines.export.pipeline import serving_pipeline
 
-# `kedro run` is the recipe: data, training, evaluation. The others run on demand with
-# --pipelines: predict needs pictures in data/01_raw/user_images, features a trained model.
+# `kedro run` is the recipe: data, training, evaluation, then the model packaged for
+# `kedro serve`. The others run on demand with --pipelines: predict needs pictures in
+# data/01_raw/user_images, features a trained model.
 RECIPE = ("data_processing", "training", "evaluate")
 
 
@@ -34,7 +36,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         ).create_pipeline()
         for module in pkgutil.iter_modules(alexnet_cifar10.pipelines.__path__)
     }
-    registered["__default__"] = sum((registered[name] for name in RECIPE), Pipeline([]))
+    recipe = sum((registered[name] for name in RECIPE), Pipeline([]))
+    registered["__default__"] = recipe + serving_pipeline()
     return registered
 
 

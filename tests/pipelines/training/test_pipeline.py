@@ -1,4 +1,5 @@
-"""The training and evaluate pipelines run by SequentialRunner on a small catalog."""
+"""The training and evaluate pipelines, and the served model, run by SequentialRunner on a
+small catalog."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from synthetic_cifar import CLASS_NAMES, make_split
 
 from alexnet_cifar10.datasets import CSVDataset, JSONDataset, TrainedModelDataset
 from alexnet_cifar10.pipelines import evaluate, training
+from alexnet_cifar10.pipelines.export.pipeline import serving_pipeline
 
 VERSION = "2026-01-02T03.04.05.678Z"
 
@@ -50,7 +52,8 @@ def test_training_then_evaluate(tiny_training: dict, base_params: dict, tmp_path
     )
     for name in outputs:
         catalog[name] = MemoryDataset(copy_mode="assign")
-    pipeline = training.create_pipeline() + evaluate.create_pipeline()
+    # What `kedro run` runs after data_processing.
+    pipeline = training.create_pipeline() + evaluate.create_pipeline() + serving_pipeline()
     order = [node.name for node in pipeline.nodes]
     assert order.index("build_model") < order.index("train_model")
     SequentialRunner().run(pipeline, catalog)

@@ -1,4 +1,5 @@
-"""The export pipeline: the trained network for other runtimes, and the parity report."""
+"""The export pipeline: the trained network for other runtimes (ONNX, the served MLflow
+model, a SavedModel) and the parity report. Its first two nodes end `kedro run`."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -9,14 +10,12 @@ from alexnet_cifar10.pipelines.export.nodes import (
     package_served_model,
 )
 
-EXPORT_ONNX = Node(export_onnx, inputs="model", outputs="onnx_model", name="export_onnx")
-
 
 def serving_pipeline() -> Pipeline:
-    """The trained model's ONNX file, packaged as the served model (part of training)."""
+    """The trained model's ONNX file, packaged as the served model (the end of `kedro run`)."""
     return Pipeline(
         [
-            EXPORT_ONNX,
+            Node(export_onnx, inputs="model", outputs="onnx_model", name="export_onnx"),
             Node(
                 package_served_model,
                 inputs=["onnx_model", "params:predict", "params:serve"],
@@ -28,10 +27,10 @@ def serving_pipeline() -> Pipeline:
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Export the model as ONNX and as a SavedModel; compare ONNX Runtime with Keras."""
-    return Pipeline(
+    """Export the model as ONNX, the served model and a SavedModel; compare ONNX Runtime
+    with Keras."""
+    return serving_pipeline() + Pipeline(
         [
-            EXPORT_ONNX,
             Node(
                 export_saved_model, inputs="model", outputs="saved_model", name="export_saved_model"
             ),
