@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from browser import (
     VIEWPORT,
     Session,
@@ -36,12 +35,18 @@ from browser import (
     wait_until_served,
     wait_until_still,
 )
+from kedro.config import OmegaConfigLoader
+from kedro.io import DataCatalog
 from kedro_cli import ENV, kedro
+
+from alexnet_cifar10.pipelines.export.pipeline import serving_pipeline
+from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
 
 pytestmark = pytest.mark.slow
 
 PIPELINES = ("data_processing", "training", "evaluate", "predict", "features")
-# What `kedro run` runs, and kedro viz shows first; predict and features run on demand.
+# What `kedro run` runs (and then the served model), and kedro viz shows first; predict and
+# features run on demand.
 DEFAULT = ("data_processing", "training", "evaluate")
 LAYERS = ["raw", "model_input", "models", "model_output", "reporting"]
 PLOT = "confusion_matrix_plot"
@@ -58,9 +63,13 @@ NO_TOUR = "window.localStorage.setItem('KedroViz', JSON.stringify({showFeatureHi
 def expected_graph() -> dict[str, dict[str, set[str]]]:
     """Task, dataset and parameter names of every pipeline, from the project's own code."""
     graph = {}
-    for name in PIPELINES:
-        module = importlib.import_module(f"alexnet_cifar10.pipelines.{name}")
-        pipe = module.create_pipeline()
+    pipes = {
+        name: importlib.import_module(f"alexnet_cifar10.pipelines.{name}").create_pipeline()
+        for name in PIPELINES
+    }
+    # `kedro run` ends with the export pipeline's ONNX file and served model.
+    pipes["serving"] = serving_pipeline()
+    for name, pipe in pipes.items():
         datasets = pipe.datasets()
         graph[name] = {
             "task": {node.name for node in pipe.nodes},
@@ -68,21 +77,24 @@ def expected_graph() -> dict[str, dict[str, set[str]]]:
             "parameters": {d for d in datasets if d.startswith("params:")},
             "uses": {(p, n.name) for n in pipe.nodes for p in n.inputs if p.startswith("params:")},
         }
-    for name, members in (("__default__", DEFAULT), ("__all__", PIPELINES)):
+    for name, members in (("__default__", (*DEFAULT, "serving")), ("__all__", PIPELINES)):
         graph[name] = {
             key: set().union(*(graph[member][key] for member in members))
             for key in graph[PIPELINES[0]]
         }
+    del graph["serving"]
     return graph
 
 
 def catalog_layers(project: Path) -> dict[str, str]:
-    """Dataset name -> kedro-viz layer, as conf/base/catalog.yml declares them."""
-    catalog = yaml.safe_load((project / "conf/base/catalog.yml").read_text())
+    """Dataset name -> kedro-viz layer, as conf/base/catalog.yml declares them (its named
+    entries and the datasets its patterns make)."""
+    config = OmegaConfigLoader(str(project / "conf"), **CONFIG_LOADER_ARGS)["catalog"]
+    catalog = DataCatalog.from_config(config)
+    names = set().union(*(graph["data"] for graph in expected_graph().values()))
+    metadata = {name: (catalog.get(name).metadata or {}) for name in names if name in catalog}
     return {
-        name: entry["metadata"]["kedro-viz"]["layer"]
-        for name, entry in catalog.items()
-        if isinstance(entry, dict) and "kedro-viz" in entry.get("metadata", {})
+        name: meta["kedro-viz"]["layer"] for name, meta in metadata.items() if "kedro-viz" in meta
     }
 
 
