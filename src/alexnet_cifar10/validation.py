@@ -234,15 +234,6 @@ def _key(loc: Iterable[Any]) -> str:
     return key
 
 
-def _allowed(kind: str, message: str, context: Mapping[str, Any]) -> str:
-    """What the value must be, from pydantic's error: 'Input should be X' gives X."""
-    if kind == "too_short":
-        return f"a list of at least {context['min_length']} item(s)"
-    if kind == "string_too_short":
-        return f"a string of at least {context['min_length']} character(s)"
-    return message.removeprefix("Input should be ")
-
-
 def _line(
     kind: str,
     loc: tuple[Any, ...],
@@ -250,18 +241,22 @@ def _line(
     value: Any = None,
     context: Mapping[str, Any] | None = None,
 ) -> str:
-    key = _key(loc)
+    """One line for one of pydantic's errors: the key, what it must be, the value given."""
+    key, context = _key(loc), context or {}
     if kind == "extra_forbidden":
         parent = _schema_at(loc[:-1]) if len(loc) > 1 else None
         known = sorted(parent.model_fields) if _is_schema(parent) else sorted(SECTIONS)
         return f"Parameter '{key}' is not a parameter of this project (known: {known})."
     if kind == "missing":
         return f"Parameter '{key}' is missing."
-    schema = _schema_at(loc)
-    if _is_schema(schema):
+    if _is_schema(schema := _schema_at(loc)):
         allowed = f"a mapping with the keys {sorted(schema.model_fields)}"
+    elif kind in ("too_short", "string_too_short"):
+        unit = "item(s)" if kind == "too_short" else "character(s)"
+        noun = "list" if kind == "too_short" else "string"
+        allowed = f"a {noun} of at least {context['min_length']} {unit}"
     else:
-        allowed = _allowed(kind, message, context or {})
+        allowed = message.removeprefix("Input should be ")
     return f"Parameter '{key}' must be {allowed}; got {value!r}."
 
 
