@@ -21,6 +21,11 @@ from alexnet_cifar10.validation import (
 # A wrong type for every top-level key, and the line that names it.
 WRONG_TOP_LEVEL = [
     ("seed", "abc", "Parameter 'seed' must be a valid integer; got 'abc'."),
+    (
+        "seed",
+        2**32,
+        "Parameter 'seed' must be less than or equal to 4294967295; got 4294967296.",
+    ),
     ("class_names", 3, "Parameter 'class_names' must be a valid list; got 3."),
     ("run_label", 5, "Parameter 'run_label' must be a valid string; got 5."),
     (
@@ -118,6 +123,16 @@ def test_batch_norm_placement_is_a_required_switch_per_convolution(base_params: 
             "got 'adamax'.",
         ),
         (("epochs",), 0, "Parameter 'training.epochs' must be greater than or equal to 1; got 0."),
+        (
+            ("epochs",),
+            10**9,
+            "Parameter 'training.epochs' must be less than or equal to 10000; got 1000000000.",
+        ),
+        (
+            ("batch_size",),
+            1 << 20,
+            "Parameter 'training.batch_size' must be less than or equal to 65536; got 1048576.",
+        ),
         (("batch_size",), 6.5, "Parameter 'training.batch_size' must be a valid integer; got 6.5."),
         (
             ("model", "dropout"),

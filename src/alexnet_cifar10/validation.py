@@ -20,6 +20,9 @@ from alexnet_cifar10.datasets.cifar10_dataset import IMAGE_SHAPE
 INPUT_SIZE = IMAGE_SHAPE[0]
 
 PositiveInt = Annotated[int, Field(ge=1)]
+# Upper bounds where a larger value is a typo, not a plan: a billion epochs would run for
+# years, and a batch beyond this fits no accelerator's memory.
+BatchSize = Annotated[int, Field(ge=1, le=1 << 16)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 _STRICT = ConfigDict(strict=True, extra="forbid")
 
@@ -87,8 +90,8 @@ class Training(_Schema):
     lr_schedule: LearningRateSchedule
     loss: Literal["categorical_crossentropy", "categorical_focal_crossentropy"]
     label_smoothing: Fraction
-    epochs: PositiveInt
-    batch_size: PositiveInt
+    epochs: Annotated[int, Field(ge=1, le=10_000)]
+    batch_size: BatchSize
     distribution: Literal["one_device", "data_parallel"]
     precision: Literal["float32", "mixed_bfloat16"]
     jit_compile: Literal["auto", True, False]
@@ -113,7 +116,7 @@ class Calibration(_Schema):
 
 
 class Evaluate(_Schema):
-    batch_size: PositiveInt
+    batch_size: BatchSize
     test_time_augmentation: TestTimeAugmentation
     calibration: Calibration
 
@@ -140,7 +143,7 @@ class Robustness(_Schema):
 
 
 class Predict(_Schema):
-    batch_size: PositiveInt
+    batch_size: BatchSize
     test_time_augmentation: TestTimeAugmentation
     temperature_scaling: bool
     resize: ResizePolicy
@@ -176,14 +179,15 @@ class Projection(_Schema):
 
 
 class Features(_Schema):
-    batch_size: PositiveInt
+    batch_size: BatchSize
     probe: LinearProbe
     projection: Projection
 
 
 # Every top-level key of conf/*/parameters*.yml and the schema of its value.
 SECTIONS: dict[str, Any] = {
-    "seed": Annotated[int, Field(ge=0)],
+    # NumPy's and Keras' seeds are 32-bit.
+    "seed": Annotated[int, Field(ge=0, le=2**32 - 1)],
     "class_names": Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=2)],
     "run_label": Annotated[str, Field(min_length=1)],
     "data_processing": DataProcessing,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import uuid
 from pathlib import Path, PurePosixPath
 
@@ -142,3 +145,19 @@ def test_missing_folders_are_created_unless_fs_args_say_otherwise(tmp_path: Path
     with pytest.raises(DatasetError):  # Kedro's words for it speak of versions: not checked
         strict.save({"a": np.array([1])})
     assert not (tmp_path / "c").exists()
+
+
+def test_a_save_removes_what_a_killed_save_left(tmp_path: Path) -> None:
+    """kill -9 runs no cleanup: the staging file of a process that no longer runs (and its
+    empty version folder) goes at the next save; a running process's stays."""
+    path = tmp_path / "h.csv"
+    host = socket.gethostname().replace(".", "-")
+    dead = subprocess.Popen(["true"])  # its process id is free again once it has ended
+    dead.wait()
+    killed, running = path / "2026-01-01T00.00.00.000Z", path / "2026-01-01T00.00.00.001Z"
+    for folder, pid in ((killed, dead.pid), (running, os.getpid())):
+        folder.mkdir(parents=True)
+        (folder / f".h.csv.{host}.{pid}.{uuid.uuid4().hex}.partial").write_text("a\n")
+    CSVDataset(filepath=str(path), version=Version(None, None)).save(pd.DataFrame({"a": [1]}))
+    assert not killed.exists()
+    assert len(list(running.iterdir())) == 1

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import keras
@@ -243,3 +246,54 @@ def test_a_bare_keras_file_is_not_taken_for_a_trained_model(tmp_path: Path) -> N
         TrainedModelDataset(filepath=path).load()
     with pytest.raises(DatasetError, match="saves TrainedModel; got Functional"):
         TrainedModelDataset(filepath=path).save(build_alexnet(TINY, num_classes=10))
+
+
+def _rewrite_card(archive: Path, card: bytes) -> None:
+    """Replace the archive's model card (as someone editing the file would)."""
+    with zipfile.ZipFile(archive) as source:
+        entries = {
+            info: source.read(info)
+            for info in source.infolist()
+            if info.filename != "model_card.json"
+        }
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as target:
+        for info, content in entries.items():
+            target.writestr(info, content)
+        target.writestr("model_card.json", card)
+
+
+@pytest.mark.parametrize("claimed", ["2026-02-01T00.00.00.000Z", "made-up"])
+def test_a_card_that_names_another_version_is_refused(tmp_path: Path, claimed: str) -> None:
+    path, version = tmp_path / "alexnet.keras", "2026-01-01T00.00.00.000Z"
+    dataset = TrainedModelDataset(filepath=str(path), version=Version(None, version))
+    dataset.save(TrainedModel(build_alexnet(TINY, 10), CARD, HISTORY))
+    _rewrite_card(
+        path / version / "alexnet.keras", json.dumps({**CARD, "model_version": claimed}).encode()
+    )
+    refusal = f"the model card in version folder {version} names version '{claimed}'"
+    with pytest.raises(DatasetError, match=refusal):
+        TrainedModelDataset(filepath=str(path), version=Version(None, None)).load()
+    with pytest.raises(DatasetError, match=refusal):
+        dataset.read_card(version)
+
+
+def test_an_entry_that_would_inflate_past_its_limit_is_refused_before_reading(
+    tmp_path: Path,
+) -> None:
+    """A card that inflates to 64 MiB (a zip bomb's trick, 64 KiB on disk) is refused from
+    the archive's directory: nothing near its size is ever held in memory."""
+    path, version = tmp_path / "alexnet.keras", "2026-01-01T00.00.00.000Z"
+    TrainedModelDataset(filepath=str(path), version=Version(None, version)).save(
+        TrainedModel(build_alexnet(TINY, 10), CARD, HISTORY)
+    )
+    archive = path / version / "alexnet.keras"
+    _rewrite_card(archive, b" " * (64 << 20))
+    assert archive.stat().st_size < 4 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match="entry 'model_card.json' inflates to 67,108,864"):
+            TrainedModelDataset(filepath=str(path), version=Version(None, None)).read_card(version)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20

@@ -10,6 +10,8 @@ without the complete file is never matched by Kedro's lookup.
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +27,9 @@ from kedro.io.core import (
     get_protocol_and_path,
 )
 
+# Dots would split the staging file's name in the wrong places.
+_HOST = socket.gethostname().replace(".", "-")
+
 
 def filesystem(filepath: str, credentials: dict | None, fs_args: dict | None) -> Any:
     """The fsspec filesystem of ``filepath``, opened as kedro-datasets open theirs (fsspec
@@ -36,12 +41,38 @@ def filesystem(filepath: str, credentials: dict | None, fs_args: dict | None) ->
     return fsspec.filesystem(protocol, **(credentials or {}), **args)
 
 
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
+
+
+def _sweep(fs: Any, final: str) -> None:
+    """Remove what saves killed outright (kill -9: no cleanup ran) left beside earlier
+    versions: staging files of processes of this machine that no longer run, and their
+    then empty version folders."""
+    folder, _, name = final.rpartition("/")
+    for leftover in fs.glob(f"{folder.rpartition('/')[0]}/*/.{name}.*.partial"):
+        # .<name>.<host>.<pid>.<uuid>.partial
+        host, pid, *_ = PurePosixPath(leftover).name.removeprefix(f".{name}.").split(".")
+        if host == _HOST and pid.isdigit() and not _running(int(pid)):
+            fs.rm(leftover, recursive=True)
+            if not fs.ls(parent := PurePosixPath(leftover).parent.as_posix()):
+                fs.rmdir(parent)
+
+
 @contextmanager
 def staged(fs: Any, final: str) -> Iterator[str]:
     """Yield a hidden staging path beside ``final``, renamed to ``final`` if the body
-    succeeds and removed if it fails."""
+    succeeds and removed if it fails. The name says which process writes it, so that a
+    later save removes it if that process was killed before it could."""
+    _sweep(fs, final)
     folder, _, name = final.rpartition("/")
-    staging = f"{folder}/.{name}.{uuid.uuid4().hex}.partial"
+    staging = f"{folder}/.{name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex}.partial"
     try:
         yield staging
         fs.mv(staging, final)

@@ -65,8 +65,26 @@ class KerasModelDataset(FileVersionedDataset):
             self._write(data, local)
             self._fs.put_file(str(local), path)
 
+    # What one archive entry may inflate to (the recipe's weights are 86 MB): checked in
+    # the archive's directory before anything is read, so a zip bomb costs no memory.
+    MAX_ENTRY_BYTES = 4 << 30
+
+    def _check_sizes(self, archive: zipfile.ZipFile, limits: dict[str, int]) -> None:
+        """Refuse an entry that would inflate past its limit (``MAX_ENTRY_BYTES`` unless
+        ``limits`` names it), from its declared size: Python's zipfile reads no further."""
+        for info in archive.infolist():
+            limit = limits.get(info.filename, self.MAX_ENTRY_BYTES)
+            if info.file_size > limit:
+                raise DatasetError(
+                    f"'{self._filepath}' refused: its entry '{info.filename}' inflates to "
+                    f"{info.file_size:,} bytes, over the limit of {limit:,}."
+                )
+
     def _read(self, local: Path) -> keras.Model:
         import keras
+
+        with zipfile.ZipFile(local) as archive:
+            self._check_sizes(archive, {})
 
         from alexnet_cifar10 import model as network
 
@@ -99,17 +117,29 @@ class TrainedModelDataset(KerasModelDataset):
     """
 
     CARD, HISTORY = "model_card.json", "training_history.csv"
+    LIMITS = {CARD: 1 << 20, HISTORY: 64 << 20}
+
+    def _card(self, archive: zipfile.ZipFile, version: str | None) -> dict[str, Any]:
+        """The archive's card, once its entries' sizes are checked and the version it names
+        is the folder's (a card copied from another model would mislabel every result)."""
+        self._check_sizes(archive, self.LIMITS)
+        if not {self.CARD, self.HISTORY} <= set(archive.namelist()):
+            raise DatasetError(
+                f"'{self._filepath}' is a Keras model without the model card and history "
+                "that train_model saves with it; train it again with `kedro run "
+                "--pipelines training`."
+            )
+        card = json.loads(archive.read(self.CARD))
+        if version is not None and card.get("model_version") != version:
+            raise DatasetError(
+                f"'{self._filepath}' refused: the model card in version folder {version} "
+                f"names version {card.get('model_version')!r} (a card from another model?)."
+            )
+        return card
 
     def _read(self, local: Path) -> TrainedModel:
         with zipfile.ZipFile(local) as archive:
-            names = set(archive.namelist())
-            if not {self.CARD, self.HISTORY} <= names:
-                raise DatasetError(
-                    f"'{self._filepath}' is a Keras model without the model card and history "
-                    "that train_model saves with it; train it again with `kedro run "
-                    "--pipelines training`."
-                )
-            card = json.loads(archive.read(self.CARD))
+            card = self._card(archive, self.resolve_load_version())
             history = pd.read_csv(io.BytesIO(archive.read(self.HISTORY)))
         return TrainedModel(super()._read(local), card, history)
 
@@ -120,7 +150,7 @@ class TrainedModelDataset(KerasModelDataset):
         if not self._fs.exists(path):
             return None
         with self._fs.open(path, "rb") as file, zipfile.ZipFile(file) as archive:
-            return json.loads(archive.read(self.CARD))
+            return self._card(archive, version)
 
     def _write(self, data: TrainedModel, local: Path) -> None:
         if not isinstance(data, TrainedModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -326,6 +328,9 @@ def test_the_calibration_report_compares_before_and_after_scaling() -> None:
     assert report["after"]["ece"] < report["before"]["ece"]
     assert sum(row["images"] for row in report["reliability_after"]) == 6
     assert len(report["reliability_before"]) == 15
+    # Empty bins have no accuracy: null, and the report is strict JSON.
+    assert report["reliability_before"][0]["accuracy"] is None
+    json.loads(json.dumps(report, allow_nan=False))
     figure = plot_reliability(report)
     assert CAPTION in figure.axes[0].get_title()
     with pytest.raises(MixedModelsError, match="fitted for model other"):

@@ -180,7 +180,9 @@ def calibration_report(
     report = {**labels, "temperature": temperature["temperature"], "bins": bins}
     for when, p in (("before", probabilities), ("after", scaled)):
         report[when] = calibration.scores(p, true, bins)
-        report[f"reliability_{when}"] = calibration.reliability(p, true, bins).to_dict("records")
+        table = calibration.reliability(p, true, bins).astype(object)
+        # An empty bin has no confidence nor accuracy: null in JSON, not a bare NaN.
+        report[f"reliability_{when}"] = table.where(table.notna(), None).to_dict("records")
     logger.info(
         "Test ECE %.4f -> %.4f, NLL %.4f -> %.4f with temperature %.3f",
         report["before"]["ece"],
