@@ -364,6 +364,46 @@ def test_a_mistyped_load_version_or_conf_source_is_kedros_or_clicks_one_line(
     assert not (cli_project / "data" / "05_model_input").exists()
 
 
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{name}: &{name} [{', '.join([f'*{previous}'] * 10)}]\n"
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("training: {epochs: [1\n", "Invalid YAML or JSON file"),
+        ("seed: !!python/object:os.system 1\n", "could not determine a constructor"),
+        (BOMB, "YAML node expansion exceeds the configured limit"),
+    ],
+    ids=["malformed", "python-tag", "alias-bomb"],
+)
+def test_a_bad_local_parameters_file_is_one_line(
+    cli_project: Path, content: str, problem: str
+) -> None:
+    local = cli_project / "conf/local/parameters.yml"
+    local.write_text(content)
+    try:
+        result = kedro_here(cli_project, "run", "--pipelines", "data_processing")
+    finally:
+        local.unlink()
+    assert result.returncode == 1
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("Error:")]
+    assert line.startswith("Error: Configuration refused: ") and problem in line, line
+    assert "Traceback" not in result.stdout
+    assert not (cli_project / "data" / "05_model_input").exists()
+
+
+def test_a_load_version_without_its_version_is_one_line(cli_project: Path) -> None:
+    result = kedro_here(cli_project, "run", "--env", "test", "--load-versions", "model")
+    assert result.returncode == 1
+    assert result.stdout == (
+        "Error: Expected the form of 'load_versions' to be "
+        "'dataset_name:YYYY-MM-DDThh.mm.ss.sssZ',found model instead\n"
+    )
+
+
 def test_a_mistyped_environment_is_one_line(
     cli_project: Path,
 ) -> None:

@@ -17,9 +17,11 @@ from typing import Any
 
 import click
 import kedro.runner
+import yaml
 from kedro.config import MissingConfigException
 from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.cli.registry import registry as kedro_registry
+from kedro.framework.cli.utils import KedroCliError
 from kedro.framework.project import pipelines, settings
 from kedro.io import DatasetError
 from kedro.pipeline import Pipeline
@@ -105,11 +107,27 @@ def _run(**options: Any) -> Any:
         raise SystemExit(1) from error
     except MissingConfigException as error:
         raise click.ClickException(str(error).replace("\n", " ")) from error
+    except yaml.YAMLError as error:
+        # Malformed YAML, a Python tag, an alias bomb (OmegaConf caps what aliases expand to).
+        line = " ".join(str(error).split())
+        raise click.ClickException(f"Configuration refused: {line}") from error
     except TypeError as error:
         # Kedro cannot merge a --params list where the configuration has a mapping.
         if not (problems := override_problems(options["params"] or {})):
             raise
         raise click.ClickException("\n".join(problems)) from error
+
+
+class _RunCommand(click.Command):
+    """Kedro's ``run``, whose own option errors (``--load-versions model``, with no version)
+    end in one line like the other mistakes: Kedro's error shows ``NoneType: None`` when it
+    is raised while Click parses the options."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except KedroCliError as error:
+            raise click.ClickException(error.message) from error
 
 
 def _describe(name: str, **kwargs: Any) -> Any:
@@ -150,7 +168,7 @@ def serve(model_version: str | None, port: int, host: str, env: str | None) -> N
 
 
 kedro_describe = kedro_registry.commands["describe"]
-run = click.Command(name="run", params=kedro_run.params, callback=_run, help=kedro_run.help)
+run = _RunCommand(name="run", params=kedro_run.params, callback=_run, help=kedro_run.help)
 # Kedro's registry commands, with `describe` answering a mistyped name in one line.
 registry = click.Group(
     name="registry",
