@@ -325,6 +325,11 @@ MISTYPED = [
         "ThreadRunner, or the dotted path of a runner class of your own.",
     ),
     (
+        ["--load-versions", "model"],
+        "Expected the form of 'load_versions' to be 'dataset_name:YYYY-MM-DDThh.mm.ss.sssZ',"
+        "found model instead",
+    ),
+    (
         ["--pipelines", "evalute"],
         f"No pipeline named 'evalute'; the pipelines are: {PIPELINES}.",
     ),
@@ -393,15 +398,6 @@ def test_a_bad_local_parameters_file_is_one_line(
     assert line.startswith("Error: Configuration refused: ") and problem in line, line
     assert "Traceback" not in result.stdout
     assert not (cli_project / "data" / "05_model_input").exists()
-
-
-def test_a_load_version_without_its_version_is_one_line(cli_project: Path) -> None:
-    result = kedro_here(cli_project, "run", "--env", "test", "--load-versions", "model")
-    assert result.returncode == 1
-    assert result.stdout == (
-        "Error: Expected the form of 'load_versions' to be "
-        "'dataset_name:YYYY-MM-DDThh.mm.ss.sssZ',found model instead\n"
-    )
 
 
 def test_a_mistyped_environment_is_one_line(
