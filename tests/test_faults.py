@@ -169,6 +169,9 @@ def test_ctrl_c_and_sigterm_stop_with_one_line_and_no_traceback(
     output = result.stdout + result.stderr
     assert result.returncode == status, output[-4000:]
     assert f"Stopped by {signal_name}: no partial version was published" in output
+    # What the nodes before train_model published, under the stopped run's version.
+    [summary] = versions(project, "08_reporting", "model_summary.csv")[-1:]
+    assert f"as version {summary}: model_summary, untrained_model." in output
     assert "Traceback" not in output
     assert "Epoch 2/4" not in output
     assert len(versions(project, "06_models", "alexnet.keras")) == 1

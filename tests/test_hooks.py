@@ -256,6 +256,15 @@ def test_only_process_0_writes_the_runs_outputs(
     assert list(tmp_path.iterdir()) == []
 
 
+def _start(hook: GracefulStopHook, pipeline: Pipeline | None = None, catalog=None) -> None:
+    """The hook's start, as Kedro calls it."""
+    hook.before_pipeline_run(
+        run_params={"run_id": THIS_RUN},
+        pipeline=pipeline or Pipeline([]),
+        catalog=catalog or DataCatalog(),
+    )
+
+
 class _Unhandled(AssertionError):
     """The signal reached the handler that was there before the hook's."""
 
@@ -271,7 +280,7 @@ def test_ctrl_c_and_sigterm_during_a_run_end_it_with_one_line(
     original = signal.signal(signum, _unhandled)  # a failing test, not a killed process
     hook = GracefulStopHook()
     try:
-        hook.before_pipeline_run()
+        _start(hook)
         with pytest.raises(SystemExit) as stop:
             os.kill(os.getpid(), signum)
             time.sleep(5)  # the handler runs before this sleep ends
@@ -281,21 +290,44 @@ def test_ctrl_c_and_sigterm_during_a_run_end_it_with_one_line(
         signal.signal(signum, original)
     assert stop.value.code == status
     assert capfd.readouterr().err == (
-        f"Stopped by {signal.Signals(signum).name}: no partial version was published. A "
-        "rerun starts over; with training.resume.enabled it continues after the last "
-        "finished epoch.\n"
+        f"Stopped by {signal.Signals(signum).name}: no partial version was published. No "
+        "node had published an output yet. A rerun starts over; with training.resume.enabled "
+        "it continues after the last finished epoch.\n"
     )
+
+
+def test_a_stopped_or_failed_run_names_what_its_finished_nodes_published(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Read from the catalog: the outputs holding the run's own version, whichever runner
+    saved them; an older version of an output that the run had not reached does not count."""
+    catalog = DataCatalog(
+        datasets={
+            name: JSONDataset(filepath=str(tmp_path / name), version=Version(None, None))
+            for name in ("model_summary", "model")
+        }
+    )
+    _save(JSONDataset, tmp_path / "model_summary", THIS_RUN, {"rows": 1})
+    _save(JSONDataset, tmp_path / "model", OLDER, {"weights": 1})
+    hook = GracefulStopHook()
+    _start(hook, training.create_pipeline(), catalog)
+    assert hook.published() == (
+        f"Published by the nodes that finished, as version {THIS_RUN}: model_summary."
+    )
+    with caplog.at_level(logging.WARNING, logger=hooks.__name__):
+        hook.on_pipeline_error()
+    assert caplog.messages[-1] == f"The run failed. {hook.published()}"
 
 
 def test_the_stop_handlers_are_the_runs_own_and_only_the_main_thread_owns_them() -> None:
     before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     hook = GracefulStopHook()
-    thread = threading.Thread(target=hook.before_pipeline_run)
+    thread = threading.Thread(target=_start, args=(hook,))
     thread.start()
     thread.join()
     assert {signum: signal.getsignal(signum) for signum in before} == before
-    hook.before_pipeline_run()
-    assert all(signal.getsignal(signum) == GracefulStopHook._stop for signum in before)
+    _start(hook)
+    assert all(signal.getsignal(signum) != before[signum] for signum in before)
     hook.on_pipeline_error()
     assert {signum: signal.getsignal(signum) for signum in before} == before
     hook.after_pipeline_run()

@@ -18,7 +18,7 @@ from filelock import FileLock
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 from kedro.framework.project import settings
-from kedro.io import DatasetError, MemoryDataset
+from kedro.io import AbstractVersionedDataset, DatasetError, MemoryDataset
 from kedro.pipeline import Pipeline
 
 from alexnet_cifar10.backend import start_quietly
@@ -183,27 +183,54 @@ class PreflightHook:
 
 
 class GracefulStopHook:
-    """Turns Ctrl-C and SIGTERM during a run into one line and an exit status. Saves are
+    """Turns Ctrl-C and SIGTERM during a run into one line and an exit status, and says,
+    when a run stops or fails, which outputs the finished nodes published. Saves are
     staged and renamed (``datasets.atomic``), so no half-written version is left."""
 
     def __init__(self) -> None:
         self._previous: dict[int, Any] = {}
+        self._version: str | None = None
+        self._outputs: list[Any] = []
 
-    @staticmethod
-    def _stop(signum: int, frame: FrameType | None) -> None:
+    def published(self) -> str:
+        """What the run's finished nodes saved (the outputs that hold a version of the
+        run's save version, whichever runner ran them), for the line that ends a stopped
+        or failed run."""
+        names = [
+            name
+            for name, dataset in self._outputs
+            if self._version in dataset.list_versions(full_path=False)
+        ]
+        if not names:
+            return "No node had published an output yet."
+        return (
+            f"Published by the nodes that finished, as version {self._version}: {', '.join(names)}."
+        )
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         # Written straight to the file descriptor: the signal may arrive while a logging
         # handler is half-way through a write, and re-entering it would fail.
         os.write(
             sys.stderr.fileno(),
-            f"Stopped by {name}: no partial version was published. A rerun starts over; "
-            "with training.resume.enabled it continues after the last finished epoch.\n".encode(),
+            f"Stopped by {name}: no partial version was published. {self.published()} A "
+            "rerun starts over; with training.resume.enabled it continues after the last "
+            "finished epoch.\n".encode(),
         )
         raise SystemExit(128 + signum)
 
     @hook_impl
-    def before_pipeline_run(self) -> None:
-        """Install the handlers (the main thread only can own signals)."""
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any
+    ) -> None:
+        """Note the run's versioned outputs; install the handlers (the main thread only
+        can own signals)."""
+        self._version = run_params.get("run_id")
+        self._outputs = [
+            (name, dataset)
+            for name in sorted(pipeline.all_outputs())
+            if isinstance(dataset := catalog.get(name), AbstractVersionedDataset)
+        ]
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._stop)
@@ -215,4 +242,8 @@ class GracefulStopHook:
             signal.signal(signum, handler)
         self._previous.clear()
 
-    on_pipeline_error = after_pipeline_run
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        """Say what the failed run published; restore the handlers."""
+        logger.warning("The run failed. %s", self.published())
+        self.after_pipeline_run()
