@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from kedro_cli import REPO, model_card, model_history, versions
 from kedro_mlflow.config.kedro_mlflow_config import KedroMlflowConfig
 
 from alexnet_cifar10.datasets import JSONDataset
+from alexnet_cifar10.datasets.atomic import HOST
 from alexnet_cifar10.pipelines import data_processing, training
 from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
 from alexnet_cifar10.tracking import TrackingHook
@@ -143,6 +145,28 @@ def test_a_run_that_stops_is_not_recorded_finished(
         atexit._run_exitfuncs()
     assert store.get_run(run.info.run_id).info.status == status
     assert mlflow.active_run() is None
+
+
+def test_a_run_left_running_by_a_killed_process_is_recorded_killed(
+    store: mlflow.MlflowClient, tmp_path: Path
+) -> None:
+    """kill -9 leaves a run RUNNING; the next tracked run on the machine closes it, and
+    leaves alone a run whose process still runs."""
+    experiment = store.get_experiment_by_name(EXPERIMENT).experiment_id
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    killed, alive = (store.create_run(experiment) for _ in range(2))
+    store.set_tag(killed.info.run_id, "process", f"{HOST}:{dead.pid}")
+    store.set_tag(alive.info.run_id, "process", f"{HOST}:{os.getpid()}")
+    run = mlflow.start_run()
+    hook = TrackingHook()
+    hook.before_pipeline_run(
+        _run_params(), data_processing.create_pipeline(), _report_catalog(tmp_path)
+    )
+    hook.after_pipeline_run(data_processing.create_pipeline(), _report_catalog(tmp_path))
+    assert store.get_run(killed.info.run_id).info.status == "KILLED"
+    assert store.get_run(alive.info.run_id).info.status == "RUNNING"
+    assert store.get_run(run.info.run_id).data.tags["process"] == f"{HOST}:{os.getpid()}"
 
 
 def test_a_run_that_tracking_leaves_off_is_left_alone(store, tmp_path: Path) -> None:

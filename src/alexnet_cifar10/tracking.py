@@ -21,6 +21,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines
 from kedro.pipeline import Pipeline
 
+from alexnet_cifar10.datasets.atomic import HOST, running
 from alexnet_cifar10.distribution import cluster
 from alexnet_cifar10.provenance import LABELS
 
@@ -33,6 +34,22 @@ def _labels(catalog: Any, version: str | None) -> dict[str, str]:
     """The labels of a model version, from its own card (read without the network)."""
     card = catalog.get(MODEL).read_card(version) if version else None
     return {key: str(card[key]) for key in LABELS if key in (card or {})}
+
+
+def _close_runs_of_killed_processes(client: mlflow.MlflowClient, experiment_id: str) -> None:
+    """Record as KILLED the runs left RUNNING by processes of this machine that no longer
+    run (kill -9, a lost machine: no code of theirs could end the run)."""
+    query = f"attributes.status = 'RUNNING' and tags.process LIKE '{HOST}:%'"
+    for run in client.search_runs([experiment_id], query):
+        pid = run.data.tags["process"].rpartition(":")[2]
+        if pid.isdigit() and not running(int(pid)):
+            client.set_terminated(run.info.run_id, "KILLED")
+            logger.warning(
+                "MLflow run %s was left RUNNING by process %s, which no longer runs: "
+                "recorded KILLED.",
+                run.info.run_id,
+                pid,
+            )
 
 
 class TrackingHook:
@@ -58,7 +75,9 @@ class TrackingHook:
         client = mlflow.MlflowClient()
         trains = MODEL in pipeline.all_outputs()
         client.update_run(self._run_id, name=("" if trains else "evaluate ") + run_params["run_id"])
-        tags = {"run_kind": "train" if trains else "evaluate"}
+        _close_runs_of_killed_processes(client, run.info.experiment_id)
+        # Which process records the run: a later run closes it if that process was killed.
+        tags = {"run_kind": "train" if trains else "evaluate", "process": f"{HOST}:{os.getpid()}"}
         if not trains and MODEL in pipeline.inputs():
             tags |= _labels(catalog, catalog.get(MODEL).resolve_load_version())
             version = tags.get("model_version")

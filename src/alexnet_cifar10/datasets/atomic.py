@@ -27,8 +27,9 @@ from kedro.io.core import (
     get_protocol_and_path,
 )
 
-# Dots would split the staging file's name in the wrong places.
-_HOST = socket.gethostname().replace(".", "-")
+# This machine, in the names of staging files and of MLflow runs' processes (no dots: they
+# would split a staging file's name in the wrong places).
+HOST = socket.gethostname().replace(".", "-")
 
 
 def filesystem(filepath: str, credentials: dict | None, fs_args: dict | None) -> Any:
@@ -41,7 +42,8 @@ def filesystem(filepath: str, credentials: dict | None, fs_args: dict | None) ->
     return fsspec.filesystem(protocol, **(credentials or {}), **args)
 
 
-def _running(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs."""
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
@@ -59,7 +61,7 @@ def _sweep(fs: Any, final: str) -> None:
     for leftover in fs.glob(f"{folder.rpartition('/')[0]}/*/.{name}.*.partial"):
         # .<name>.<host>.<pid>.<uuid>.partial
         host, pid, *_ = PurePosixPath(leftover).name.removeprefix(f".{name}.").split(".")
-        if host == _HOST and pid.isdigit() and not _running(int(pid)):
+        if host == HOST and pid.isdigit() and not running(int(pid)):
             fs.rm(leftover, recursive=True)
             if not fs.ls(parent := PurePosixPath(leftover).parent.as_posix()):
                 fs.rmdir(parent)
@@ -72,7 +74,7 @@ def staged(fs: Any, final: str) -> Iterator[str]:
     later save removes it if that process was killed before it could."""
     _sweep(fs, final)
     folder, _, name = final.rpartition("/")
-    staging = f"{folder}/.{name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex}.partial"
+    staging = f"{folder}/.{name}.{HOST}.{os.getpid()}.{uuid.uuid4().hex}.partial"
     try:
         yield staging
         fs.mv(staging, final)
