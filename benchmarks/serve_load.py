@@ -1,6 +1,7 @@
 """Serving load: `kedro serve`'s server under concurrent clients against the same model in process.
 
     python benchmarks/serve_load.py [--clients 8] [--requests 250] [--batch 64] [--batches 10]
+        [--out FILE.json]
 
 Packages the recipe's network (``conf/base``; untrained weights cost the same as trained
 ones) as the served model, exactly as the training pipeline does (``export_onnx``,
@@ -15,10 +16,12 @@ MLflow's scoring server behind the body limit) in a subprocess on 127.0.0.1. The
 * bare: the same requests' tables through the served model's ``predict`` in this process
   (decoding, the 32x32 policy and ONNX Runtime: everything but HTTP and JSON), one at a time.
 
-Prints requests/s, pictures/s, p50/p95/p99 latency, errors, the server's resident memory
-(RSS) before the load, after the first 100 requests and after all, and the ratio served /
-bare in pictures/s. Last, why ONNX Runtime serves: one picture's latency through Keras'
-``predict``, a direct call of the Keras network, and ONNX Runtime.
+First, ``ABORTED`` clients state a body and hang up half-way; the next request's answer
+time and the server's log lines per hang-up are printed. Then requests/s, pictures/s,
+p50/p95/p99 latency, errors, the server's resident memory (RSS) before the load, after the
+first 100 requests and after all, and the ratio served / bare in pictures/s. Last, why
+ONNX Runtime serves: one picture's latency through Keras' ``predict``, a direct call of
+the Keras network, and ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -56,10 +59,14 @@ from bench_common import load_parameters
 
 # Requests after which the server's memory must stay steady.
 WARM_REQUESTS = 100
+# The server as `kedro serve` runs it, its log lines at INFO on the console as Kedro's are.
 SERVER = (
-    "import sys, mlflow; from alexnet_cifar10.server import answer; "
+    "import logging, sys, mlflow; from alexnet_cifar10.server import answer; "
+    "logging.basicConfig(level=logging.INFO); "
     "answer(mlflow.pyfunc.load_model(sys.argv[1]), '127.0.0.1', int(sys.argv[2]), 'benchmark')"
 )
+# Clients that state a body and hang up before its end, sent before the load.
+ABORTED = 30
 
 
 def pictures(count: int, seed: int) -> list[str]:
@@ -151,6 +158,25 @@ def load(port: int, requests: list[list[bytes]], on_done: Callable[[int], None])
     }
 
 
+def hang_ups(port: int, count: int, good: bytes, lines: list[str]) -> dict:
+    """``count`` clients that state a body of 1,000 bytes, send 10 and close; then the
+    seconds until a good request is answered, and the server's log lines meanwhile."""
+    before = len(lines)
+    for _ in range(count):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                b"application/json\r\nContent-Length: 1000\r\n\r\n0123456789"
+            )
+    started = time.perf_counter()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    connection.request("POST", "/invocations", good, {"Content-Type": "application/json"})
+    status = connection.getresponse().status
+    seconds = time.perf_counter() - started
+    time.sleep(1)  # the server's last lines reach the reader
+    return {"status": status, "seconds": seconds, "log_lines": len(lines) - before}
+
+
 def bare(served: object, tables: list[pd.DataFrame]) -> dict:
     started = time.perf_counter()
     for table in tables:
@@ -188,7 +214,7 @@ def wait_ready(port: int, process: subprocess.Popen, timeout: float = 120) -> fl
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if process.poll() is not None:
-            raise SystemExit(f"the server stopped: {process.stdout.read()[-3000:]}")
+            raise SystemExit("the server stopped before it answered /ping")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             connection.request("GET", "/ping")
@@ -205,6 +231,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=250, help="single requests per client")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--batches", type=int, default=10, help="batch requests per client")
+    parser.add_argument("--out", type=Path, help="also write the figures here, as JSON")
     args = parser.parse_args()
 
     params = load_parameters("base")
@@ -221,9 +248,12 @@ def main() -> None:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        lines: list[str] = []
+        threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()
         try:
             startup = wait_ready(port, process)
             memory = {"before": rss_mib(process.pid)}
+            aborted = hang_ups(port, ABORTED, body(singles[:1]), lines)
 
             def note(done: int) -> None:
                 if done == WARM_REQUESTS:
@@ -266,10 +296,26 @@ def main() -> None:
             line += "".join(f"{result[key]:>9.1f}" for key in ("p50_ms", "p95_ms", "p99_ms"))
             line += f"{result['errors']:>8}"
         print(line)
+    print(f"{ABORTED} clients hung up half-way through their bodies: the next request answered "
+          f"{aborted['status']} in {aborted['seconds'] * 1000:.0f} ms; "
+          f"{aborted['log_lines'] / ABORTED:.1f} server log lines per hang-up")  # fmt: skip
     print("server RSS MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
     print(f"served / bare, pictures/s: single {ratios[0]:.2f}, "
           f"batches of {args.batch} {ratios[1]:.2f}")  # fmt: skip
     print("one picture, median ms: " + ", ".join(f"{k} {v:.1f}" for k, v in latency.items()))
+    if args.out:
+        figures = {
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "command": " ".join(["python", "benchmarks/serve_load.py", *sys.argv[1:]]),
+            "ready_seconds": startup,
+            "hang_ups": {"clients": ABORTED, **aborted},
+            "load": {name: result for name, result, _ in rows},
+            "server_rss_mib": memory,
+            "served_over_bare": {"single": ratios[0], f"batches of {args.batch}": ratios[1]},
+            "one_picture_ms": latency,
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

@@ -136,10 +136,41 @@ def test_served_answers_are_the_predict_pipelines_and_bad_requests_never_stop_it
         assert status == want, (name, answer)
         text = json.dumps(answer)
         assert reason in text, (name, text[:2000])
+        assert "stack_trace" not in answer and "Traceback" not in text, name
         status, answer = _post(server.port, good)
         assert status == 200, (name, answer)
         assert answer["predictions"][0]["status"] == "ok"
     assert server.process.poll() is None
+
+
+def _hang_up_half_way(port: int) -> None:
+    """A client that states a body of 1,000 bytes, sends 10 and closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n0123456789"
+        )
+
+
+def test_clients_that_hang_up_half_way_stall_nobody(served: tuple[Path, Server]) -> None:
+    """30 clients close before the end of their bodies; a good request right after is
+    answered within a second, and each of them cost one log line."""
+    project, server = served
+    server.wait_ready()
+    folder = project / "data/01_raw/user_images"
+    write_user_images(folder, {"photo.jpg": GOOD["photo.jpg"]})
+    good = _split([[_b64((folder / "photo.jpg").read_bytes())]])
+    assert _post(server.port, good)[0] == 200  # the first answer warms the model
+    before = len(server.lines)
+    for _ in range(30):
+        _hang_up_half_way(server.port)
+    started = time.monotonic()
+    status, answer = _post(server.port, good)
+    assert status == 200 and time.monotonic() - started < 1, answer
+    time.sleep(1)  # the server's last lines reach the reader
+    written = [line for line in server.lines[before:] if line.strip()]
+    hung_up = [line for line in written if "hung up before the end" in line]
+    assert len(hung_up) == 30 and "Traceback" not in "".join(written), written[-20:]
 
 
 def test_export_writes_onnx_a_saved_model_and_their_parity_with_its_models_labels(
@@ -208,6 +239,7 @@ BAD_REQUESTS: list[tuple[str, Callable[[int], tuple[int, dict]], int, str]] = [
         "Model is missing inputs ['image']",
     ),
     ("no table", _sending(b'{"inputs": 3}'), 400, "error_code"),
+    ("no picture", _sending(_split([])), 400, "The request holds no picture"),
     ("text that is not base64", _sending(_split([["not base64!"]])), 200, "refused: not base64"),
     ("a number for a picture", _sending(_split([[42]])), 200, "refused: not base64 text"),
     (

@@ -92,3 +92,41 @@ def test_a_port_left_by_a_stopped_server_can_be_listened_on_again() -> None:
         accepted.close()  # the server side closes first: its end waits in TIME_WAIT
         client.close()
     server.check_port("127.0.0.1", port)
+
+
+def test_a_client_gone_before_the_end_of_its_body_is_dropped_in_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The app never sees such a request, so nothing waits on it or logs a traceback."""
+    reached: list[dict] = []
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        reached.append(scope)
+
+    messages = iter([{"type": "http.request", "body": b"{", "more_body": True},
+                     {"type": "http.disconnect"}])  # fmt: skip
+
+    async def receive() -> dict:
+        return next(messages)
+
+    async def send(message: dict) -> None:
+        raise AssertionError("nothing is answered to a client that is gone")
+
+    scope = {"type": "http", "method": "POST", "headers": [(b"content-length", b"10")]}
+    with caplog.at_level("INFO", logger=server.__name__):
+        asyncio.run(server.BodyLimit(app, 100)(scope, receive, send))
+    assert reached == []
+    assert caplog.messages == ["A client hung up before the end of its request body; dropped."]
+
+
+def test_an_error_answer_loses_its_stack_trace_and_keeps_its_message() -> None:
+    async def failing(scope: dict, receive: object, send: object) -> None:
+        answer = {"error_code": "BAD_REQUEST", "message": "no picture", "stack_trace": "..."}
+        body = json.dumps(answer).encode()
+        headers = [(b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 400, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    answer = asyncio.run(_answer(server.BodyLimit(failing, 100), [(b"content-length", b"2")]))
+    assert answer["status"] == 400
+    assert json.loads(answer["body"]) == {"error_code": "BAD_REQUEST", "message": "no picture"}

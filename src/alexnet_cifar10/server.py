@@ -2,9 +2,11 @@
 
 The server is MLflow's own (``mlflow.pyfunc.scoring_server``, the app behind ``mlflow
 models serve``), run in this process on the project's environment: nothing is built or
-downloaded. In front of it sits one guard that MLflow does not have: a request body must
+downloaded. In front of it sits a guard that MLflow does not have: a request body must
 declare its length, at most the model's ``serve.max_request_bytes``, or it is answered
-(411 or 413, with a JSON reason) before a byte of it is read.
+(411 or 413, with a JSON reason) before a byte of it is read; the body is read whole
+before MLflow sees it, so a client that hangs up half-way costs one log line and nobody
+else's time; and an error answer carries its message, never a stack trace.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping
+from http import HTTPStatus
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -29,25 +32,73 @@ class ServeError(Exception):
 
 
 class BodyLimit:
-    """An ASGI app that refuses a request body of unknown length (411) or of more than
-    ``max_bytes`` (413) before the app it wraps reads it."""
+    """An ASGI app in front of another: refuses a request body of unknown length (411)
+    or of more than ``max_bytes`` (413) unread, reads an accepted body whole before the
+    app sees it (a client gone before its end is dropped in one line), and strips the
+    stack trace from the app's error answers."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            if not length.isdigit():
-                return await _refuse(send, 411, "the request must state its Content-Length")
-            if int(length) > self.max_bytes:
-                return await _refuse(
-                    send,
-                    413,
-                    f"a body of {int(length):,} bytes is over the limit of "
-                    f"{self.max_bytes:,} (serve.max_request_bytes)",
-                )
-        return await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if not length.isdigit():
+            return await _refuse(send, 411, "the request must state its Content-Length")
+        if int(length) > self.max_bytes:
+            message = (
+                f"a body of {int(length):,} bytes is over the limit of {self.max_bytes:,} "
+                "(serve.max_request_bytes)"
+            )
+            return await _refuse(send, 413, message)
+        body = await _whole_body(receive)
+        if body is None:
+            logger.info("A client hung up before the end of its request body; dropped.")
+            return None
+
+        async def replay() -> MutableMapping[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, _without_stack_traces(send))
+
+
+async def _whole_body(receive: Receive) -> bytes | None:
+    """The request's body, or None if the client disconnected before its end."""
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+def _without_stack_traces(send: Send) -> Send:
+    """``send`` for an app whose JSON error answers may hold a ``stack_trace`` (MLflow's
+    do): those answers lose it, and their Content-Length follows."""
+    start: MutableMapping[str, Any] = {}
+
+    async def filtered(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start" and message["status"] >= HTTPStatus.BAD_REQUEST:
+            start.update(message)  # held until the body is known
+            return None
+        if start and message["type"] == "http.response.body":
+            body = message.get("body", b"")
+            try:
+                answer = json.loads(body)
+                answer.pop("stack_trace", None)
+                body = json.dumps(answer).encode()
+            except (ValueError, AttributeError):  # not a JSON object: as it was
+                pass
+            headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", b"%d" % len(body))]})
+            start.clear()
+            return await send({**message, "body": body})
+        return await send(message)
+
+    return filtered
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:

@@ -98,14 +98,19 @@ class ServedModel(PythonModel):
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         """One row of ``user_predictions.csv`` per picture of the request."""
+        from mlflow.exceptions import MlflowException  # served only
+
+        # MLflow's scoring server answers this exception with 400 and its message.
         limit = self.serve["max_rows"]
         if len(model_input) > limit:
-            from mlflow.exceptions import MlflowException  # served only
-
-            # MLflow's scoring server answers this exception with 400 and its message.
             raise MlflowException.invalid_parameter_value(
                 f"{len(model_input):,} pictures in one request: at most {limit:,} "
                 "(serve.max_rows); send them in several requests."
+            )
+        if not len(model_input):
+            raise MlflowException.invalid_parameter_value(
+                f"The request holds no picture: send at least one, base64 in the '{COLUMN}' "
+                "column."
             )
         pictures = {
             _ROW.format(row): _picture(text, self.serve["decoding"])
