@@ -225,6 +225,48 @@ def wait_ready(port: int, process: subprocess.Popen, timeout: float = 120) -> fl
     raise SystemExit("the server never answered /ping")
 
 
+def report(  # noqa: PLR0913
+    args: argparse.Namespace,
+    startup: float,
+    aborted: dict,
+    rows: list,
+    memory: dict,
+    ratios: tuple[float, float],
+    latency: dict,
+) -> None:
+    """Print the figures; write them as JSON to ``args.out`` if given."""
+    print(f"\n{platform.machine()}, {os.cpu_count()} cores; server ready in {startup:.1f} s "
+          "(model loaded, /ping answered)")  # fmt: skip
+    print(f"{'load':<34}{'req/s':>8}{'pict/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+          f"{'errors':>8}")  # fmt: skip
+    for name, result, size in rows:
+        line = f"{name:<34}{result['requests_per_s']:>8.1f}{result['requests_per_s'] * size:>9.0f}"
+        if "p50_ms" in result:
+            line += "".join(f"{result[key]:>9.1f}" for key in ("p50_ms", "p95_ms", "p99_ms"))
+            line += f"{result['errors']:>8}"
+        print(line)
+    print(f"{ABORTED} clients hung up half-way through their bodies: the next request answered "
+          f"{aborted['status']} in {aborted['seconds'] * 1000:.0f} ms; "
+          f"{aborted['log_lines'] / ABORTED:.1f} server log lines per hang-up")  # fmt: skip
+    print("server RSS MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
+    print(f"served / bare, pictures/s: single {ratios[0]:.2f}, "
+          f"batches of {args.batch} {ratios[1]:.2f}")  # fmt: skip
+    print("one picture, median ms: " + ", ".join(f"{k} {v:.1f}" for k, v in latency.items()))
+    if args.out:
+        figures = {
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "command": " ".join(["python", "benchmarks/serve_load.py", *sys.argv[1:]]),
+            "ready_seconds": startup,
+            "hang_ups": {"clients": ABORTED, **aborted},
+            "load": {name: result for name, result, _ in rows},
+            "server_rss_mib": memory,
+            "served_over_bare": {"single": ratios[0], f"batches of {args.batch}": ratios[1]},
+            "one_picture_ms": latency,
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(figures, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
@@ -280,42 +322,13 @@ def main() -> None:
         single["requests_per_s"] / bare_single["requests_per_s"],
         batched["requests_per_s"] / bare_batch["requests_per_s"],
     )
-    print(f"\n{platform.machine()}, {os.cpu_count()} cores; server ready in {startup:.1f} s "
-          "(model loaded, /ping answered)")  # fmt: skip
-    print(f"{'load':<34}{'req/s':>8}{'pict/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-          f"{'errors':>8}")  # fmt: skip
     rows = [
         (f"served: {args.clients} clients x {args.requests} x 1", single, 1),
         (f"served: {args.clients} clients x {args.batches} x {args.batch}", batched, args.batch),
         ("bare: 1 picture a call", bare_single, 1),
         (f"bare: {args.batch} pictures a call", bare_batch, args.batch),
     ]
-    for name, result, size in rows:
-        line = f"{name:<34}{result['requests_per_s']:>8.1f}{result['requests_per_s'] * size:>9.0f}"
-        if "p50_ms" in result:
-            line += "".join(f"{result[key]:>9.1f}" for key in ("p50_ms", "p95_ms", "p99_ms"))
-            line += f"{result['errors']:>8}"
-        print(line)
-    print(f"{ABORTED} clients hung up half-way through their bodies: the next request answered "
-          f"{aborted['status']} in {aborted['seconds'] * 1000:.0f} ms; "
-          f"{aborted['log_lines'] / ABORTED:.1f} server log lines per hang-up")  # fmt: skip
-    print("server RSS MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
-    print(f"served / bare, pictures/s: single {ratios[0]:.2f}, "
-          f"batches of {args.batch} {ratios[1]:.2f}")  # fmt: skip
-    print("one picture, median ms: " + ", ".join(f"{k} {v:.1f}" for k, v in latency.items()))
-    if args.out:
-        figures = {
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "command": " ".join(["python", "benchmarks/serve_load.py", *sys.argv[1:]]),
-            "ready_seconds": startup,
-            "hang_ups": {"clients": ABORTED, **aborted},
-            "load": {name: result for name, result, _ in rows},
-            "server_rss_mib": memory,
-            "served_over_bare": {"single": ratios[0], f"batches of {args.batch}": ratios[1]},
-            "one_picture_ms": latency,
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(figures, indent=2))
+    report(args, startup, aborted, rows, memory, ratios, latency)
 
 
 if __name__ == "__main__":
