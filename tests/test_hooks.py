@@ -114,10 +114,13 @@ def test_preflight_names_inputs_no_run_has_saved(base_params: dict, tmp_path: Pa
             "model_input_validation": NpzDataset(
                 filepath=str(tmp_path / "validation.npz"), version=Version(None, None)
             ),
+            "model_input_train": NpzDataset(
+                filepath=str(tmp_path / "train.npz"), version=Version(None, None)
+            ),
         }
     )
-    _save(NpzDataset, tmp_path / "test.npz", OLDER, {"a": np.zeros(1)})
-    _save(NpzDataset, tmp_path / "validation.npz", OLDER, {"a": np.zeros(1)})
+    for split in ("test", "validation", "train"):
+        _save(NpzDataset, tmp_path / f"{split}.npz", OLDER, {"a": np.zeros(1)})
     catalog["model"] = JSONDataset(filepath=str(tmp_path / "model"), version=Version(None, None))
     with pytest.raises(MissingInputError) as stop:
         PreflightHook().before_pipeline_run(
@@ -127,6 +130,44 @@ def test_preflight_names_inputs_no_run_has_saved(base_params: dict, tmp_path: Pa
         f"Input 'model' was never produced: no saved version under '{tmp_path / 'model'}'. "
         "Make it with `kedro run --pipelines training` (or `kedro run` for everything)."
     )
+
+
+def test_in_an_empty_project_predict_names_the_model_and_every_pipeline_it_needs(
+    base_params: dict, tmp_path: Path
+) -> None:
+    """The hint makes the model from nothing; the temperature, which predict reads only
+    with predict.temperature_scaling on, is not asked for while it is off."""
+
+    def catalog() -> DataCatalog:
+        datasets = {
+            name: JSONDataset(
+                filepath=str(tmp_path / name), version=Version(None, None), metadata=metadata
+            )
+            for name, metadata in (
+                ("model", None),
+                ("user_model_input", None),
+                ("temperature", {"needed_when": "predict.temperature_scaling"}),
+                *((f"model_input_{split}", None) for split in ("train", "validation")),
+            )
+        }
+        datasets["parameters"] = MemoryDataset(base_params)
+        return DataCatalog(datasets=datasets)
+
+    pipeline = predict.create_pipeline().from_nodes("predict_images")
+    with pytest.raises(MissingInputError) as stop:
+        PreflightHook().before_pipeline_run(_run_params(tmp_path), pipeline, catalog())
+    assert str(stop.value).splitlines() == [
+        f"Input 'model' was never produced: no saved version under '{tmp_path / 'model'}'. "
+        "Make it with `kedro run --pipelines data_processing,training` (or `kedro run` for "
+        "everything).",
+        f"Input 'user_model_input' was never produced: no saved version under "
+        f"'{tmp_path / 'user_model_input'}'. Make it with `kedro run --pipelines predict` (or "
+        "`kedro run` for everything).",
+    ]
+    base_params["predict"]["temperature_scaling"] = True
+    with pytest.raises(MissingInputError) as stop:
+        PreflightHook().before_pipeline_run(_run_params(tmp_path), pipeline, catalog())
+    assert "Input 'temperature' was never produced" in str(stop.value)
 
 
 def test_preflight_names_a_load_version_that_is_not_there(

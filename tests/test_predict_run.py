@@ -120,3 +120,16 @@ def test_load_versions_picks_the_model_and_its_version_is_in_every_row(
         predictions = pd.read_csv(_latest(project, "07_model_output", "user_predictions.csv"))
         assert set(predictions["model_version"]) == {expected}
         assert f"model {expected}" in result.log
+
+
+def test_predict_right_after_training_needs_no_temperature(project: Path) -> None:
+    """With predict.temperature_scaling off (the default), a model trained by the training
+    pipeline alone predicts: no evaluate run has fitted a temperature yet."""
+    trained = kedro(project, "run", "--env", "test", "--pipelines", "data_processing,training")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    write_user_images(project / FOLDER, {name: GOOD[name] for name in sorted(GOOD)[:2]})
+    result = kedro(project, "run", "--env", "test", "--pipelines", "predict")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    predictions = pd.read_csv(_latest(project, "07_model_output", "user_predictions.csv"))
+    assert (predictions["temperature"] == 1.0).all()
+    assert not (project / "data/07_model_output/temperature.json").exists()

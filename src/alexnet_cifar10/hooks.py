@@ -23,7 +23,7 @@ from kedro.pipeline import Pipeline
 
 from alexnet_cifar10.backend import start_quietly
 from alexnet_cifar10.distribution import cluster
-from alexnet_cifar10.pipeline_registry import producers
+from alexnet_cifar10.pipeline_registry import producers, register_pipelines
 from alexnet_cifar10.validation import (
     SECTIONS,
     ParameterError,
@@ -49,6 +49,19 @@ def sections_used(pipeline: Pipeline) -> set[str]:
     return {name[len("params:") :].split(".")[0] for name in names if name.startswith("params:")}
 
 
+def _chain(name: str, catalog: Any, made_by: dict[str, str]) -> str:
+    """The pipelines to run, in order, to make ``name`` from what the catalog has."""
+    registered, chain, todo = register_pipelines(), [], [name]
+    while todo:
+        dataset = todo.pop()
+        if (pipeline := made_by.get(dataset)) is None or pipeline in chain:
+            continue
+        chain.insert(0, pipeline)
+        needs = registered[pipeline].to_outputs(dataset).inputs()
+        todo += [d for d in needs if d in made_by and not catalog.exists(d)]
+    return ",".join(chain)
+
+
 def _missing_line(name: str, dataset: Any, load_versions: dict[str, str], made_by: str) -> str:
     where = getattr(dataset, "location", name)
     if name not in load_versions:
@@ -66,6 +79,16 @@ def _missing_line(name: str, dataset: Any, load_versions: dict[str, str], made_b
     )
 
 
+def _switched_off(dataset: Any, params: dict[str, Any]) -> bool:
+    """Whether a catalog entry's ``metadata: {needed_when: <parameter>}`` names a
+    parameter that is off: the nodes that read it then ignore its value."""
+    switch = (getattr(dataset, "metadata", None) or {}).get("needed_when")
+    value: Any = params
+    for key in (switch or "").split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return switch is not None and not value
+
+
 def _fetch_problem(dataset: Any) -> str | None:
     """Why a raw input that can fetch itself (``CIFAR10Dataset.fetch``) is not there."""
     try:
@@ -81,7 +104,8 @@ def check_run(run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> N
     the catalog allows), and a run that trains fits the devices and processes found;
     otherwise raise, one line per problem."""
     sections = sections_used(pipeline)
-    validate_parameters(catalog.load("parameters"), sections)
+    params = catalog.load("parameters")
+    validate_parameters(params, sections)
     load_versions = run_params.get("load_versions") or {}
     made_by = producers()
     lines = [
@@ -93,8 +117,11 @@ def check_run(run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> N
         if name.startswith("params:") or name == "parameters" or catalog.exists(name):
             continue
         dataset = catalog.get(name)
-        if name in made_by:
-            lines.append(_missing_line(name, dataset, load_versions, made_by[name]))
+        if name not in load_versions and _switched_off(dataset, params):
+            _quietly_replace(catalog, {name: MemoryDataset(None)})  # never read by the nodes
+        elif name in made_by:
+            chain = _chain(name, catalog, made_by)
+            lines.append(_missing_line(name, dataset, load_versions, chain))
         elif (problem := _fetch_problem(dataset)) is not None:
             lines.append(problem)
     if lines:
@@ -117,6 +144,18 @@ def publish_run_context(run_params: dict[str, Any], catalog: Any) -> None:
     catalog.save("run_context", {"kedro_env": env})
 
 
+def _quietly_replace(catalog: Any, replacements: dict[str, MemoryDataset]) -> None:
+    """Put these datasets in the catalog, without Kedro's warning for each it replaces."""
+    catalog_log = logging.getLogger("kedro.io.data_catalog")
+    level = catalog_log.level
+    catalog_log.setLevel(logging.ERROR)
+    try:
+        for name, dataset in replacements.items():
+            catalog[name] = dataset
+    finally:
+        catalog_log.setLevel(level)
+
+
 def keep_outputs_in_memory(pipeline: Pipeline, catalog: Any) -> None:
     """In processes other than 0 of a multi-process run, swap every output that a save
     would write for memory: process 0 alone writes, so no file is written twice or read
@@ -130,15 +169,7 @@ def keep_outputs_in_memory(pipeline: Pipeline, catalog: Any) -> None:
         for name in pipeline.all_outputs()
         if not isinstance(catalog.get(name), MemoryDataset | None)
     )
-    # Kedro logs one 'Replacing dataset' warning per swap; the line below says it once.
-    catalog_log = logging.getLogger("kedro.io.data_catalog")
-    level = catalog_log.level
-    catalog_log.setLevel(logging.ERROR)
-    try:
-        for name in written:
-            catalog[name] = MemoryDataset(copy_mode="assign")
-    finally:
-        catalog_log.setLevel(level)
+    _quietly_replace(catalog, {name: MemoryDataset(copy_mode="assign") for name in written})
     logger.info(
         "Process %d of %d saves nothing: process 0 saves this run's %d outputs.",
         where.index,

@@ -109,8 +109,7 @@ class ServedModel(PythonModel):
             )
         if not len(model_input):
             raise MlflowException.invalid_parameter_value(
-                f"The request holds no picture: send at least one, base64 in the '{COLUMN}' "
-                "column."
+                f"The request holds no picture: send at least one, base64 in the '{COLUMN}' column."
             )
         pictures = {
             _ROW.format(row): _picture(text, self.serve["decoding"])
