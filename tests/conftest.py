@@ -62,7 +62,7 @@ def tracked_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for extra in ([], ["--params", SECOND_RUN]):
         result = kedro(root, "run", "--env", "test", *extra)
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    older = min(path.name for path in (root / "data/06_models/alexnet.keras").iterdir())
+    older = min(path.name for path in (root / "data/test/06_models/alexnet.keras").iterdir())
     result = kedro(
         root, "run", "--env", "test", "--pipelines", "evaluate", "--load-versions", f"model:{older}"
     )

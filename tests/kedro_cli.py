@@ -153,19 +153,24 @@ def read_until(process: subprocess.Popen, marker: str) -> str:
 
 def model_card(project: Path, version: str) -> dict:
     """The card that a trained model's archive holds."""
-    archive = project / "data/06_models/alexnet.keras" / version / "alexnet.keras"
+    archive = project / "data/test/06_models/alexnet.keras" / version / "alexnet.keras"
     with zipfile.ZipFile(archive) as model:
         return json.loads(model.read("model_card.json"))
 
 
 def model_history(project: Path, version: str) -> pd.DataFrame:
     """The training history that a trained model's archive holds."""
-    archive = project / "data/06_models/alexnet.keras" / version / "alexnet.keras"
+    archive = project / "data/test/06_models/alexnet.keras" / version / "alexnet.keras"
     with zipfile.ZipFile(archive) as model:
         return pd.read_csv(io.BytesIO(model.read("training_history.csv")))
 
 
+def saved(project: Path, layer: str, name: str, version: str) -> Path:
+    """Where one version of a `test` environment's output is."""
+    return project / "data" / "test" / layer / name / version / name
+
+
 def versions(project: Path, layer: str, name: str) -> list[str]:
     """Version folders of ``data/layer/name`` holding a complete file, oldest first."""
-    root = project / "data" / layer / name
+    root = project / "data" / "test" / layer / name
     return sorted(p.name for p in root.iterdir() if (p / name).is_file()) if root.exists() else []

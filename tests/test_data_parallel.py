@@ -91,7 +91,7 @@ def test_a_batch_the_devices_cannot_split_is_refused_before_any_node(project: Pa
         "data_parallel splits every batch over (say 32 or 34); got 33."
     )
     assert "Traceback" not in output
-    assert not (project / "data" / "05_model_input").exists()
+    assert not (project / "data" / "test" / "05_model_input").exists()
 
 
 def _free_port() -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from kedro_cli import kedro, start_kedro, versions
+from kedro_cli import kedro, saved, start_kedro, versions
 from user_images import BAD, GOOD, VANISHING, write_user_images
 
 pytestmark = pytest.mark.slow
@@ -111,7 +111,7 @@ def test_served_answers_are_the_predict_pipelines_and_bad_requests_never_stop_it
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     [csv_version] = versions(project, "07_model_output", "user_predictions.csv")
     expected = pd.read_csv(
-        project / "data/07_model_output/user_predictions.csv" / csv_version / "user_predictions.csv"
+        saved(project, "07_model_output", "user_predictions.csv", csv_version)
     ).set_index("file")
 
     status, answer = _post(
@@ -182,15 +182,13 @@ def test_export_writes_onnx_a_saved_model_and_their_parity_with_its_models_label
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(versions(project, "06_models", "alexnet.onnx")) == 2  # training's, and this
     # A SavedModel is a folder, not a file: its version is the one folder that holds one.
-    [folder] = (project / "data/06_models/alexnet_savedmodel").glob("*/alexnet_savedmodel")
+    [folder] = (project / "data/test/06_models/alexnet_savedmodel").glob("*/alexnet_savedmodel")
     assert (folder / "saved_model.pb").is_file()
     card = json.loads((folder / "assets.extra/model_card.json").read_text())
     assert card["model_version"] == model_version
     [report_version] = versions(project, "08_reporting", "export_parity.json")
     report = json.loads(
-        (
-            project / "data/08_reporting/export_parity.json" / report_version / "export_parity.json"
-        ).read_text()
+        (saved(project, "08_reporting", "export_parity.json", report_version)).read_text()
     )
     assert report["model_version"] == model_version
     assert report["images"] == report["identical_top1"] == 50  # the synthetic test batch

@@ -12,7 +12,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from kedro_cli import kedro, model_history, read_until, start_kedro, versions
+from kedro_cli import kedro, model_history, read_until, saved, start_kedro, versions
 
 pytestmark = pytest.mark.slow
 
@@ -119,16 +119,16 @@ def test_kill_during_model_save_keeps_the_previous_model(
     run.kill()
     run.wait(timeout=60)
 
-    folders = sorted(p.name for p in (project / "data/06_models/alexnet.keras").iterdir())
+    folders = sorted(p.name for p in (project / "data/test/06_models/alexnet.keras").iterdir())
     assert len(folders) == 2
-    partial = list((project / "data/06_models/alexnet.keras" / folders[-1]).iterdir())
+    partial = list((project / "data/test/06_models/alexnet.keras" / folders[-1]).iterdir())
     assert [p.name.endswith(".partial") for p in partial] == [True], "only a staging file"
     assert versions(project, "06_models", "alexnet.keras") == [complete]
 
     result = kedro(project, "run", "--env", "test", "--pipeline", "evaluate")
     assert result.returncode == 0, result.stderr[-4000:]
     newest = versions(project, "08_reporting", "test_metrics.json")[-1]
-    metrics = project / "data/08_reporting/test_metrics.json" / newest / "test_metrics.json"
+    metrics = project / "data/test/08_reporting/test_metrics.json" / newest / "test_metrics.json"
     assert json.loads(metrics.read_text())["model_version"] == complete
 
 
@@ -140,7 +140,7 @@ def test_kill_after_epoch_2_of_4_resumes_at_epoch_3(finished_project: Path, tmp_
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:] + killed.stderr[-3000:]
     assert "Saving the resume point after epoch 2" in killed.stdout + killed.stderr
-    [resume_dir] = (project / "data/06_models/resume_points").iterdir()
+    [resume_dir] = (project / "data/test/06_models/resume_points").iterdir()
     before = json.loads((resume_dir / "history.json").read_text())
     assert [row["epoch"] for row in before] == [1, 2]
 
@@ -175,7 +175,7 @@ def test_ctrl_c_and_sigterm_stop_with_one_line_and_no_traceback(
     assert "Traceback" not in output
     assert "Epoch 2/4" not in output
     assert len(versions(project, "06_models", "alexnet.keras")) == 1
-    [resume_dir] = (project / "data/06_models/resume_points").iterdir()
+    [resume_dir] = (project / "data/test/06_models/resume_points").iterdir()
     assert [row["epoch"] for row in json.loads((resume_dir / "history.json").read_text())] == [1]
     # The MLflow run of the stopped run says so, as the one before it says it finished.
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
@@ -206,12 +206,12 @@ def test_two_concurrent_runs_keep_their_own_versions(project: Path) -> None:
         assert versions(project, layer, name) == model_versions, name
     models = {
         version: keras.saving.load_model(
-            project / "data/06_models/alexnet.keras" / version / "alexnet.keras"
+            project / "data/test/06_models/alexnet.keras" / version / "alexnet.keras"
         )
         for version in model_versions
     }
     with np.load(
-        project / "data/05_model_input/model_input_test.npz" / model_versions[0]
+        project / "data/test/05_model_input/model_input_test.npz" / model_versions[0]
         / "model_input_test.npz"
     ) as test:  # fmt: skip
         answers = {version: m.predict(test["images"], verbose=0) for version, m in models.items()}
@@ -219,7 +219,7 @@ def test_two_concurrent_runs_keep_their_own_versions(project: Path) -> None:
     by_model = {}
     for version in model_versions:
         predictions = pd.read_csv(
-            project / "data/07_model_output/test_predictions.csv" / version / "test_predictions.csv"
+            saved(project, "07_model_output", "test_predictions.csv", version)
         )
         [named] = set(predictions["model_version"])
         np.testing.assert_allclose(
@@ -231,7 +231,7 @@ def test_two_concurrent_runs_keep_their_own_versions(project: Path) -> None:
     for version in model_versions:
         metrics = json.loads(
             (
-                project / "data/08_reporting/test_metrics.json" / version / "test_metrics.json"
+                project / "data/test/08_reporting/test_metrics.json" / version / "test_metrics.json"
             ).read_text()
         )
         rows = by_model[metrics["model_version"]]

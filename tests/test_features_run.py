@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from kedro_cli import kedro, versions
+from kedro_cli import kedro, saved, versions
 
 pytestmark = pytest.mark.slow
 
@@ -22,11 +22,10 @@ def test_embeddings_probe_and_projection_of_the_trained_model(finished_project: 
 
     [run] = versions(project, "07_model_output", "embeddings.parquet")
     embeddings = pd.read_parquet(
-        project / "data/07_model_output/embeddings.parquet" / run / "embeddings.parquet"
+        project / "data/test/07_model_output/embeddings.parquet" / run / "embeddings.parquet"
     )
     splits = json.loads(
-        (project / "data/08_reporting/dataset_report.json" / model_version / "dataset_report.json")
-        .read_text()
+        saved(project, "08_reporting", "dataset_report.json", model_version).read_text()
     )["splits"]  # fmt: skip
     counts = embeddings["split"].value_counts().to_dict()
     assert counts == {name: splits[name]["images"] for name in ("train", "validation", "test")}
@@ -38,7 +37,7 @@ def test_embeddings_probe_and_projection_of_the_trained_model(finished_project: 
 
     metrics = json.loads(
         (
-            project / "data/08_reporting/linear_probe_metrics.json" / run
+            project / "data/test/08_reporting/linear_probe_metrics.json" / run
             / "linear_probe_metrics.json"
         ).read_text()
     )  # fmt: skip
@@ -46,7 +45,7 @@ def test_embeddings_probe_and_projection_of_the_trained_model(finished_project: 
     assert metrics["images"]["test"] == counts["test"]
     assert 0 <= metrics["test_accuracy"] <= 1
     test_metrics = json.loads(
-        (project / "data/08_reporting/test_metrics.json" / model_version / "test_metrics.json")
+        (project / "data/test/08_reporting/test_metrics.json" / model_version / "test_metrics.json")
         .read_text()
     )  # fmt: skip
     # The network's own accuracy, recomputed from the embeddings run, is evaluate's.

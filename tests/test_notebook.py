@@ -93,7 +93,7 @@ def test_notebook_runs_top_to_bottom_after_runs(
 
     versions_cell = next(cell for cell in code_cells if "versions" in cell.metadata.get("tags", []))
     on_disk = sorted(
-        path.name for path in (project / "data/08_reporting/test_metrics.json").iterdir()
+        path.name for path in (project / "data/test/08_reporting/test_metrics.json").iterdir()
     )
     shown = sorted(set(VERSION.findall(cell_text(versions_cell))))
     assert len(on_disk) >= 2
@@ -112,6 +112,6 @@ def test_notebook_runs_top_to_bottom_after_runs(
     # pandas rounds a column to the digits it needs (0.1 may show as "0.1" or "0.10").
     cells = [float(cell) for cell in re.findall(r"<td>(\d+\.\d+)</td>", tracked)]
     for version in on_disk:
-        saved = project / "data/08_reporting/test_metrics.json" / version / "test_metrics.json"
+        saved = project / "data/test/08_reporting/test_metrics.json" / version / "test_metrics.json"
         accuracy = json.loads(saved.read_text())["accuracy"]
         assert any(abs(cell - accuracy) < 5e-3 for cell in cells), (accuracy, cells)

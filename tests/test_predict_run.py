@@ -35,7 +35,7 @@ VANISH = textwrap.dedent(
 
 
 def _latest(project: Path, layer: str, name: str) -> Path:
-    return project / "data" / layer / name / versions(project, layer, name)[-1] / name
+    return project / "data" / "test" / layer / name / versions(project, layer, name)[-1] / name
 
 
 def test_every_bad_kind_of_file_gets_a_row_and_the_rest_are_predicted(
@@ -132,4 +132,4 @@ def test_predict_right_after_training_needs_no_temperature(project: Path) -> Non
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     predictions = pd.read_csv(_latest(project, "07_model_output", "user_predictions.csv"))
     assert (predictions["temperature"] == 1.0).all()
-    assert not (project / "data/07_model_output/temperature.json").exists()
+    assert not (project / "data/test/07_model_output/temperature.json").exists()

@@ -54,7 +54,7 @@ def test_predict_agrees_with_evaluate_on_real_test_images(tmp_path: Path) -> Non
     result = kedro(project, "run", "--env", "test", "--params", quick)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     [model_version] = versions(project, "06_models", "alexnet.keras")
-    inputs = project / "data/05_model_input/model_input_test.npz" / model_version
+    inputs = project / "data/test/05_model_input/model_input_test.npz" / model_version
     folder = project / "data" / "01_raw" / "user_images"
     folder.mkdir()
     with np.load(inputs / "model_input_test.npz") as test:
@@ -68,10 +68,10 @@ def test_predict_agrees_with_evaluate_on_real_test_images(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     [run] = versions(project, "07_model_output", "user_predictions.csv")
     predicted = pd.read_csv(
-        project / "data/07_model_output/user_predictions.csv" / run / "user_predictions.csv"
+        project / "data/test/07_model_output/user_predictions.csv" / run / "user_predictions.csv"
     )
     evaluated = pd.read_csv(
-        project / "data/07_model_output/test_predictions.csv" / model_version
+        project / "data/test/07_model_output/test_predictions.csv" / model_version
         / "test_predictions.csv"
     ).set_index("test_batch_index")  # fmt: skip
     predicted["test_batch_index"] = predicted["file"].str.slice(5, 10).astype(int)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import pytest
-from kedro_cli import kedro, versions
+from kedro.config import OmegaConfigLoader
+from kedro_cli import REPO, kedro, versions
 from test_validation import WRONG_TOP_LEVEL
+
+from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +51,7 @@ def snapshot(project: Path) -> dict[str, str]:
 
 def read(project: Path, layer: str, name: str, version: str) -> Path:
     """The file of one version of a dataset."""
-    return project / "data" / layer / name / version / name
+    return project / "data" / "test" / layer / name / version / name
 
 
 def test_run_then_evaluate_alone_then_again(finished_project: Path) -> None:
@@ -153,7 +156,7 @@ def test_a_wrong_type_on_the_command_line_stops_the_run_before_any_node(
     assert result.returncode == 1
     assert f"Run stopped: {line}\n" in result.log or f"Error: {line}" in output, output[-3000:]
     assert "Traceback" not in output
-    assert not (project / "data" / "05_model_input" / "model_input_train.npz").exists()
+    assert not (project / "data" / "test" / "05_model_input" / "model_input_train.npz").exists()
 
 
 def test_evaluate_on_a_fresh_clone_says_which_command_makes_its_inputs(project: Path) -> None:
@@ -163,12 +166,12 @@ def test_evaluate_on_a_fresh_clone_says_which_command_makes_its_inputs(project: 
     assert "Traceback" not in output and "Did not find any versions" not in output
     assert (
         "Run stopped: Input 'model' was never produced: no saved version under "
-        f"'{project}/data/06_models/alexnet.keras'. Make it with `kedro run --pipelines "
-        "training` (or `kedro run` for everything).\n"
+        f"'{project}/data/test/06_models/alexnet.keras'. Make it with `kedro run --pipelines "
+        "data_processing,training` (or `kedro run` for everything).\n"
     ) in result.log
     assert (
         "Run stopped: Input 'model_input_test' was never produced: no saved version under "
-        f"'{project}/data/05_model_input/model_input_test.npz'. Make it with `kedro run "
+        f"'{project}/data/test/05_model_input/model_input_test.npz'. Make it with `kedro run "
         "--pipelines data_processing` (or `kedro run` for everything).\n"
     ) in result.log
 
@@ -189,3 +192,30 @@ def test_a_mistyped_pipeline_name_lists_the_pipelines(project: Path) -> None:
         "Error: No pipeline named 'evalute'; the pipelines are: __default__, data_processing, "
         "evaluate, export, features, predict, robustness, training."
     ]
+
+
+def test_one_environments_outputs_never_stand_in_for_anothers(finished_project: Path) -> None:
+    """After a run in `test`, the base environment has no model of its own: its evaluate
+    asks for one instead of reading the test run's, and its --only-missing-outputs would
+    run every node (each environment's outputs live under its own `outputs` folder)."""
+    result = kedro(finished_project, "run", "--pipelines", "evaluate")
+    assert result.returncode == 1
+    assert (
+        "Run stopped: Input 'model' was never produced: no saved version under "
+        f"'{finished_project}/data/06_models/alexnet.keras'."
+    ) in result.log
+    roots = {}
+    for env in ("base", "quick", "tuned", "test"):
+        loader = OmegaConfigLoader(
+            str(REPO / "conf"), env=None if env == "base" else env, **CONFIG_LOADER_ARGS
+        )
+        paths = [
+            entry["filepath"]
+            for entry in loader["catalog"].values()
+            if isinstance(entry, dict) and "filepath" in entry
+        ]
+        roots[env] = {PurePosixPath(path).parent.parent for path in paths}
+    assert roots == {
+        "base": {PurePosixPath("data")},
+        **{env: {PurePosixPath("data") / env} for env in ("quick", "tuned", "test")},
+    }

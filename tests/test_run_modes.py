@@ -32,12 +32,12 @@ LABELLED_FILES = {"08_reporting": ["test_metrics.json"]}
 
 
 def _file(project: Path, layer: str, name: str, version: str) -> Path:
-    return project / "data" / layer / name / version / name
+    return project / "data" / "test" / layer / name / version / name
 
 
 def _model(project: Path, version: str):
     dataset = TrainedModelDataset(
-        filepath=str(project / "data/06_models/alexnet.keras"), version=Version(version, None)
+        filepath=str(project / "data/test/06_models/alexnet.keras"), version=Version(version, None)
     )
     return dataset.load()
 
@@ -47,7 +47,7 @@ def _test_images(project: Path, run: str) -> dict[str, np.ndarray]:
     version = max(
         v for v in versions(project, "05_model_input", "model_input_test.npz") if v <= run
     )
-    path = project / "data/05_model_input/model_input_test.npz"
+    path = project / "data/test/05_model_input/model_input_test.npz"
     return NpzDataset(filepath=str(path), version=Version(version, None)).load()
 
 
@@ -183,7 +183,7 @@ def test_only_missing_outputs_reruns_only_what_is_missing(finished_project: Path
     assert after - before == set()
 
     [run] = versions(project, "08_reporting", "test_metrics.json")
-    shutil.rmtree(project / "data/08_reporting/test_metrics.json" / run)
+    shutil.rmtree(project / "data/test/08_reporting/test_metrics.json" / run)
     result = kedro_here(project, "run", "--env", "test", "--only-missing-outputs")
     _ok(result)
     assert sorted(_ran(result)) == ["compute_test_metrics", "tracked_scores", "training_curves"]
@@ -348,7 +348,7 @@ def test_a_mistyped_name_is_one_line_naming_what_exists(
     result = kedro_here(cli_project, "run", "--env", "test", *args)
     assert result.returncode == 1, result.stdout
     assert result.stdout == f"Error: {line}\n"
-    assert not (cli_project / "data" / "05_model_input").exists()
+    assert not (cli_project / "data" / "test" / "05_model_input").exists()
 
 
 def test_a_mistyped_load_version_or_conf_source_is_kedros_or_clicks_one_line(
@@ -366,7 +366,7 @@ def test_a_mistyped_load_version_or_conf_source_is_kedros_or_clicks_one_line(
         "Error: Invalid value for '--conf-source': Path 'confs' does not exist."
     )
     assert "Traceback" not in unknown.stdout + missing.stdout
-    assert not (cli_project / "data" / "05_model_input").exists()
+    assert not (cli_project / "data" / "test" / "05_model_input").exists()
 
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(

@@ -187,7 +187,7 @@ def _client(project: Path):
 
 
 def _saved(project: Path, layer: str, name: str, version: str) -> Path:
-    return project / "data" / layer / name / version / name
+    return project / "data" / "test" / layer / name / version / name
 
 
 def _runs(client, **filters: str) -> list:

@@ -42,7 +42,7 @@ UI_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 def accuracies_on_disk(project: Path) -> dict[str, float]:
     """Model version (the run's name) -> test accuracy, from the runs' test_metrics.json."""
-    folder = project / "data" / "08_reporting" / "test_metrics.json"
+    folder = project / "data" / "test" / "08_reporting" / "test_metrics.json"
     return {
         version: json.loads((folder / version / "test_metrics.json").read_text())["accuracy"]
         for version in versions(project, "06_models", "alexnet.keras")
