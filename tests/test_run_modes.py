@@ -88,10 +88,10 @@ def assert_outputs_name_their_model(project: Path, run: str) -> dict[str, str]:
 
 
 def _last_run(project: Path) -> str:
-    """The save version of the project's latest run: the newest version folder in data/."""
+    """The save version of the project's latest run: the newest version folder in data/test/."""
     return max(
         folder.name
-        for folder in (project / "data").glob("*/*/*")
+        for folder in (project / "data" / "test").glob("*/*/*")
         if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d\.\d\d\.\d\d\.\d{3}Z", folder.name)
     )
 
@@ -429,6 +429,6 @@ def test_a_load_version_that_is_not_there_names_the_newest_that_are(finished_pro
     assert "Traceback" not in result.stdout + result.stderr
     assert result.log.splitlines()[-1].endswith(
         f"ERROR - Run stopped: Input 'model' has no version '{missing}' under "
-        f"'{finished_project / 'data/06_models/alexnet.keras'}'; the newest there: {version}."
+        f"'{finished_project / 'data/test/06_models/alexnet.keras'}'; the newest there: {version}."
     )
     assert versions(finished_project, "06_models", "alexnet.keras") == [version], "nothing ran"
