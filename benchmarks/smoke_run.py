@@ -37,8 +37,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/make_quick_cpu.json")
     args = parser.parse_args()
+    # A folder beside this checkout, so that the clone's ../shared is this one's.
     with tempfile.TemporaryDirectory(dir=ROOT.parent) as tmp:
-        clone = Path(tmp) / "clone"
+        clone = Path(tmp)
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         (clone / ".make").mkdir()
         (clone / ".make" / "installed").touch()

@@ -15,7 +15,7 @@ decomposition.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -26,10 +26,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from alexnet_cifar10.keras_types import KerasModel
 from alexnet_cifar10.provenance import LABELS, TITLE_WIDTH, TrainedModel, caption, origin
-
-if TYPE_CHECKING:  # the backend starts only when a node runs
-    import keras
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +36,7 @@ ID_COLUMNS = ["split", "index", "label", "class", "predicted_label", *LABELS]
 SPLITS = ("train", "validation", "test")
 
 
-def embedding_layer(model: keras.Model) -> Any:
+def embedding_layer(model: KerasModel) -> Any:
     """The layer whose output the classifier reads at inference (Dropout skipped)."""
     import keras
 
@@ -49,7 +47,7 @@ def embedding_layer(model: keras.Model) -> Any:
 
 
 def _embed_split(
-    extractor: keras.Model,
+    extractor: KerasModel,
     name: str,
     split: dict[str, np.ndarray],
     columns: list[str],

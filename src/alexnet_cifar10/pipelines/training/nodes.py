@@ -8,16 +8,14 @@ import platform
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from alexnet_cifar10.distribution import Placement, placement
+from alexnet_cifar10.keras_types import KerasCallback, KerasModel
 from alexnet_cifar10.provenance import TrainedModel
-
-if TYPE_CHECKING:  # the backend starts only when a node runs
-    import keras
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +32,7 @@ def build_model(
     precision: str,
     seed: int,
     class_names: list[str],
-) -> keras.Model:
+) -> KerasModel:
     """The untrained network of the recipe, seeded, one softmax output per class."""
     import keras
 
@@ -52,7 +50,7 @@ def build_model(
     return model
 
 
-def summarise_model(model: keras.Model) -> pd.DataFrame:
+def summarise_model(model: KerasModel) -> pd.DataFrame:
     """Each layer's output shape, parameters and multiply-adds per image, then totals."""
     from alexnet_cifar10 import model as network
 
@@ -121,12 +119,12 @@ def _run_facts(  # noqa: PLR0913
 
 
 def _fit(  # noqa: PLR0913
-    model: keras.Model,
+    model: KerasModel,
     where: Placement,
     train: dict,
     validation: dict,
     params: dict[str, Any],
-    callbacks: list[keras.callbacks.Callback],
+    callbacks: list[KerasCallback],
 ) -> None:
     """Fit on this process's share of each split, in batches of its share of each batch."""
     train, validation = where.local(train), where.local(validation)
@@ -153,7 +151,7 @@ def _check_converged(epoch_log: Any, params: dict[str, Any]) -> None:
 
 
 def train_model(  # noqa: PLR0913
-    model: keras.Model,
+    model: KerasModel,
     train: dict[str, np.ndarray],
     validation: dict[str, np.ndarray],
     params: dict[str, Any],
@@ -162,7 +160,7 @@ def train_model(  # noqa: PLR0913
     run_label: str,
     run_context: dict[str, Any],
     *,
-    callbacks: list[keras.callbacks.Callback] | None = None,
+    callbacks: list[KerasCallback] | None = None,
 ) -> TrainedModel:
     """Compile and fit the network; return it with its model card and history.
 
