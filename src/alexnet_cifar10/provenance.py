@@ -67,5 +67,9 @@ def origin(frame: pd.DataFrame) -> dict[str, Any]:
 def caption(labels: dict[str, Any], width: int | None = None) -> str:
     """A line naming a model: its run label, version and environment; wrapped at ``width``
     characters (a plot title's width) when given."""
-    line = f"{labels['run_label']} · model {labels['model_version']} (env {labels['kedro_env']})"
-    return textwrap.fill(line, width) if width else line
+    version, env = labels["model_version"], labels["kedro_env"]
+    if not width:
+        return f"{labels['run_label']} · model {version} (env {env})"
+    # Non-breaking spaces keep "model <version>" and "(env <env>)" whole on their lines.
+    line = f"{labels['run_label']} · model\u00a0{version} (env\u00a0{env})"
+    return textwrap.fill(line, width).replace("\u00a0", " ")

@@ -361,3 +361,13 @@ class _OverConfident:
         probabilities = np.full((len(images), 3), 0.005)
         probabilities[np.arange(len(images)), chosen] = 0.99
         return probabilities
+
+
+@pytest.mark.parametrize("words", range(1, 14))
+def test_a_wrapped_caption_never_breaks_the_model_or_its_environment(words: int) -> None:
+    """Whatever the run label's length, "model <version>" and "(env <env>)" stay whole."""
+    labels = {**LABELS, "run_label": " ".join(["smoke"] * words)}
+    lines = caption(labels, 40).splitlines()
+    assert " ".join(lines) == caption(labels)
+    assert any(f"model {LABELS['model_version']}" in line for line in lines)
+    assert any(f"(env {LABELS['kedro_env']})" in line for line in lines)
