@@ -141,6 +141,9 @@ def test_served_answers_are_the_predict_pipelines_and_bad_requests_never_stop_it
         assert status == 200, (name, answer)
         assert answer["predictions"][0]["status"] == "ok"
     assert server.process.poll() is None
+    # Neither MLflow's progress bars nor its advice on an input key the project never uses.
+    written = "".join(server.lines)
+    assert "Downloading artifacts" not in written and "`instances`" not in written
 
 
 def _hang_up_half_way(port: int) -> None:

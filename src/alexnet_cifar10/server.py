@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
@@ -146,6 +147,8 @@ def serve(tracking_uri: str, wanted: str | None, host: str, port: int) -> None:
     import mlflow
 
     check_port(host, port)
+    # MLflow's own switch: no progress bars while it copies the model's files.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(tracking_uri)
     version = registered_version(tracking_uri, wanted)
     model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_NAME}/{version.version}")
