@@ -101,6 +101,8 @@ def _ok(result: subprocess.CompletedProcess) -> None:
         result.stdout[-3000:] + result.stderr[-3000:] + result.log[-3000:]
     )
     assert "Traceback" not in result.stdout + result.stderr
+    # kedro-viz's note on partial runs and other runners, at every one (conf/logging.yml).
+    assert "Workflow tracking is disabled" not in result.stdout + result.stderr + result.log
 
 
 def test_a_full_run_that_evaluates_an_older_model_names_that_model(
