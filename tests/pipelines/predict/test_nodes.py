@@ -286,9 +286,9 @@ def test_contact_sheet_has_a_tile_per_file_saying_what_was_seen() -> None:
     axes = figure.get_axes()
     assert len(axes) == 4 and not axes[3].axison
     assert axes[0].get_title() == "a.png\nc 0.40" and len(axes[0].images) == 1
-    assert axes[1].get_title() == "b.txt\nrefused" and not axes[1].images
+    assert axes[1].get_title() == "b.txt\nrefused" and len(axes[1].images) == 1
     assert "empty file" in axes[1].texts[0].get_text()
-    assert LABELS["model_version"] in figure._suptitle.get_text()
+    assert LABELS["model_version"] in figure.get_suptitle()
 
 
 def test_contact_sheet_tiles_show_their_own_pixels_and_a_refusal_in_full() -> None:
@@ -319,15 +319,21 @@ def test_contact_sheet_tiles_show_their_own_pixels_and_a_refusal_in_full() -> No
     assert text.get_position() == (0.5, 0.5) and text.get_transform() == refused.transAxes
     assert (text.get_ha(), text.get_va()) == ("center", "center")
     assert to_rgba(refused.title.get_color()) == to_rgba("firebrick")
-    assert refused.get_facecolor() == (0.88, 0.88, 0.88, 1.0)
+    # The refused tile is a grey 32x32 picture: as large as the others, its text legible.
+    [grey] = refused.get_images()
+    np.testing.assert_array_equal(grey.get_array(), np.full((32, 32, 3), 224, np.uint8))
+    assert text.get_fontsize() >= 6
     # Two tiles make a narrow sheet: the title wraps to stay inside it.
     assert " ".join(figure.get_suptitle().split("\n")) == (
         "What the network saw: 2 of 3 pictures at 32x32, top class and confidence "
         "unit · model 2026-01-02T03.04.05.678Z (env test)"
     )
     figure.canvas.draw()
-    box = figure._suptitle.get_window_extent()  # noqa: SLF001
+    box = figure.texts[0].get_window_extent()
+    assert figure.texts[0].get_text() == figure.get_suptitle()
     assert 0 <= box.x0 and box.x1 <= figure.bbox.width, "the title fits the figure"
+    sizes = {tuple(axis.get_window_extent().size.round(1)) for axis in (accepted, refused)}
+    assert len(sizes) == 1, sizes
 
 
 def test_a_long_refusal_is_cut_to_five_lines_of_24_and_a_short_name_kept_whole() -> None:

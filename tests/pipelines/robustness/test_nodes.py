@@ -77,4 +77,4 @@ def test_the_grid_shows_one_image_clean_and_at_severities_3_and_5(test_split: di
     shown = [axis for axis in figure.axes if axis.images]
     assert len(shown) == 1 + 2 * len(PARAMS["corruptions"])
     assert np.array_equal(shown[0].images[0].get_array(), test_split["images"][2])
-    assert "Test image 2" in figure._suptitle.get_text()  # noqa: SLF001
+    assert "Test image 2" in figure.get_suptitle()

@@ -202,7 +202,8 @@ def _tile(axis: Any, row: pd.Series, pixels: np.ndarray | None) -> None:
     name = row["file"]
     name = name if len(name) <= _NAME_CHARS else f"...{name[3 - _NAME_CHARS :]}"
     if pixels is None:
-        axis.set_facecolor("0.88")
+        # A grey picture of the same 32x32, so that the tile is as large as the others.
+        axis.imshow(np.full((INPUT_SIZE, INPUT_SIZE, 3), 224, np.uint8), interpolation="nearest")
         reason = textwrap.wrap(row["status"].removeprefix(f"{REFUSED}: "), 24)[:5]
         axis.text(
             0.5,
@@ -210,7 +211,7 @@ def _tile(axis: Any, row: pd.Series, pixels: np.ndarray | None) -> None:
             "\n".join(reason),
             ha="center",
             va="center",
-            fontsize=5,
+            fontsize=6,
             transform=axis.transAxes,
         )
         axis.set_title(f"{name}\nrefused", fontsize=7, color="firebrick")
