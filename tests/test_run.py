@@ -36,7 +36,16 @@ VERSIONED = {
     ],
 }
 # What a user must never see on a plain run's console.
-NOISE = ("I0000", "oneDNN", "cuInit", "absl::", "cuda drivers", "Traceback", "Deprecat", "type hints")
+NOISE = (
+    "I0000",
+    "oneDNN",
+    "cuInit",
+    "absl::",
+    "cuda drivers",
+    "Traceback",
+    "Deprecat",
+    "type hints",
+)
 
 
 def snapshot(project: Path) -> dict[str, str]:

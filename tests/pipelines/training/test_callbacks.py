@@ -7,12 +7,16 @@ import io
 import json
 import logging
 import math
+import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import keras
 import numpy as np
 import pytest
+import rich
 
 from alexnet_cifar10.pipelines.training import callbacks
 from alexnet_cifar10.pipelines.training.callbacks import (
@@ -216,28 +220,41 @@ def test_the_time_left_counts_the_mean_of_the_epochs_measured(
     )
 
 
-def test_the_live_bar_starts_and_stops_with_each_epoch(clock: FakeClock) -> None:
+@pytest.fixture
+def terminal() -> Iterator[io.StringIO]:
+    """Rich's console writing, as to a terminal, to a buffer this test reads."""
+    screen = io.StringIO()
+    rich.reconfigure(file=screen, force_terminal=True, width=100)
+    yield screen
+    rich.reconfigure()
+
+
+def test_the_live_bar_starts_and_stops_with_each_epoch(
+    clock: FakeClock, terminal: io.StringIO
+) -> None:
     progress = TrainingProgress(3, 120, 30, 64, every_seconds=30.0, live=True)
     progress.on_epoch_begin(1)
-    assert progress._bar is not None
-    texts = [getattr(column, "text_format", None) for column in progress._bar.columns]
-    assert texts == ["Epoch 2/3", None, None, "steps, time left", None]
-    assert progress._bar.live.transient, "the bar leaves the screen to the log lines"
     clock.now += 1.0
     progress.on_train_batch_begin(1)
-    [task] = progress._bar.tasks
-    assert (task.completed, task.total) == (1, 120)
     progress.on_epoch_end(1)
-    assert progress._bar is None
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal.getvalue())
+    assert "Epoch 2/3" in shown and "1/120 steps, time left" in shown, shown
+    # Transient: the bar moves up over its last frame and erases it, for the log lines.
+    assert terminal.getvalue().endswith("\x1b[1A\x1b[2K")
+    written = len(terminal.getvalue())
+    progress.on_train_batch_begin(2)
+    assert len(terminal.getvalue()) == written, "no bar between epochs"
 
 
-def test_the_live_bar_stops_with_a_fit_that_ends_mid_epoch(clock: FakeClock) -> None:
+def test_the_live_bar_stops_with_a_fit_that_ends_mid_epoch(
+    clock: FakeClock, terminal: io.StringIO
+) -> None:
     progress = TrainingProgress(3, 120, 30, 64, every_seconds=30.0, live=True)
     progress.on_epoch_begin(0)
-    bar = progress._bar
-    assert bar is not None and bar.live.is_started
     progress.on_train_end()
-    assert not bar.live.is_started
+    written = len(terminal.getvalue())
+    time.sleep(0.3)  # a live bar refreshes ten times a second
+    assert len(terminal.getvalue()) == written, "the bar stopped"
     # Without a bar there is nothing to stop.
     TrainingProgress(3, 120, 30, 64, every_seconds=30.0, live=False).on_train_end()
 
