@@ -26,7 +26,11 @@ def _virtual_devices(count: int) -> None:
     """Make the backend start with ``count`` CPU devices (before it starts)."""
     if os.environ.get("KERAS_BACKEND", "tensorflow") == "jax":
         flags = os.environ.get("XLA_FLAGS", "")
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}"
+        # The collective timeout that a kedro run sets (alexnet_cifar10.backend).
+        os.environ["XLA_FLAGS"] = (
+            f"{flags} --xla_force_host_platform_device_count={count} "
+            "--xla_cpu_collective_call_terminate_timeout_seconds=600"
+        )
         return
     import tensorflow as tf
 

@@ -251,6 +251,21 @@ def write_results(out: Path, facts: dict, rows: list[dict]) -> None:
     out.write_text(json.dumps({**facts, "summary": summarise(rows), "fits": rows}, indent=2))
 
 
+def resumed(out: Path, facts: dict) -> list[dict]:
+    """The fits already in ``out``, if it was written by this same protocol on this kind of
+    machine; facts keep the command that started the run."""
+    if not out.exists():
+        return []
+    earlier = json.loads(out.read_text())
+    same = {key: value for key, value in earlier["protocol"].items() if key != "command"}
+    if same != {k: v for k, v in facts["protocol"].items() if k != "command"} or (
+        earlier["machine"] != facts["machine"]
+    ):
+        raise SystemExit(f"{out} holds fits of another protocol or machine; not resuming it.")
+    facts["protocol"]["command"] = earlier["protocol"]["command"]
+    return earlier["fits"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--differences", action="store_true")
@@ -263,6 +278,8 @@ def main() -> None:
     parser.add_argument("--train-share", type=float, default=1.0)
     # The folder holding cifar-10-batches-py.
     parser.add_argument("--cifar-root", type=Path, default=ROOT / "data/01_raw")
+    # Keep the fits already in --out and run only the missing ones.
+    parser.add_argument("--resume", action="store_true")
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks/results/recipe_variants.json"
     )
@@ -276,9 +293,12 @@ def main() -> None:
         return
     data = load_data(params, args.cifar_root, args.train_share)
     facts = {"machine": machine_facts(), "protocol": protocol_facts(args, data)}
-    rows: list[dict] = []
+    rows = resumed(args.out, facts) if args.resume else []
+    done = {(row["variant"], row["seed"]) for row in rows}
     for seed in args.seeds:
         for variant in args.variants:
+            if (variant, seed) in done:
+                continue
             rows.append(fit_variant(variant, seed, params, data, args.epochs, args.test_curve))
             print(json.dumps(rows[-1]), flush=True)
             # Written after every fit: a long run stopped early keeps the fits it finished.

@@ -14,6 +14,7 @@ import pytest
 from kedro_cli import ENV, kedro, make_project, model_card, start_kedro, versions
 from test_run import VERSIONED
 
+from alexnet_cifar10.backend import VIRTUAL_DEVICE_TIMEOUT
 from alexnet_cifar10.datasets import KerasModelDataset
 
 pytestmark = pytest.mark.slow
@@ -22,7 +23,10 @@ pytestmark = pytest.mark.slow
 FAST_COMPILE = "--xla_backend_optimization_level=0"
 TWO_JAX_DEVICES = {
     "KERAS_BACKEND": "jax",
-    "XLA_FLAGS": f"--xla_force_host_platform_device_count=2 {FAST_COMPILE}",
+    # two_device_fit.py starts JAX itself: the timeout that a kedro run sets (backend.py).
+    "XLA_FLAGS": " ".join(
+        ["--xla_force_host_platform_device_count=2", FAST_COMPILE, VIRTUAL_DEVICE_TIMEOUT]
+    ),
 }
 ENGINES = {"jax": "keras.distribution.DataParallel", "tensorflow": "tf.distribute.MirroredStrategy"}
 # How far the two-device fit's weights may be from the one-device fit's, after two SGD

@@ -40,12 +40,23 @@ def _stderr_held_back() -> Iterator[None]:
             os.close(saved)
 
 
+# Ten minutes: longer than any step of this project's fits on a loaded machine.
+VIRTUAL_DEVICE_TIMEOUT = "--xla_cpu_collective_call_terminate_timeout_seconds=600"
+
+
 @functools.cache
 def start_quietly() -> list[str]:
     """Import Keras and its backend, join the run's other processes if it has several
     (``KERAS_DISTRIBUTION_*``), and list the devices, quietly, once; return the devices."""
     # Keeps TensorFlow's later C++ info and warning lines quiet too, unless set by the user.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Virtual CPU devices (XLA's --xla_force_host_platform_device_count) meet in each
+    # all-reduce, and XLA aborts the process (SIGABRT, "Termination timeout for all
+    # reduce") when one lags past its timeout: on a loaded machine a device's thread can.
+    # JAX reads XLA_FLAGS when it starts, so here, unless the user set the timeout.
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "host_platform_device_count" in flags and "collective_call_terminate" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {VIRTUAL_DEVICE_TIMEOUT}".strip()
     with _stderr_held_back():
         # Keras imports TensorFlow whenever it is installed, whatever the backend (to seed
         # it, and for its data adapters): start it here too rather than noisily later.

@@ -99,6 +99,28 @@ def test_object_store_saves_are_staged_and_a_failed_one_stays_invisible(
     assert loaded["a"].tolist() == [0, 1, 2]
 
 
+@pytest.mark.parametrize("dataset", [NpzDataset, CSVDataset])
+def test_a_run_loads_the_version_it_saved_though_another_run_saved_a_newer_one(
+    tmp_path: Path, dataset: type
+) -> None:
+    """Two runs in one folder: each one's loads read what it saved itself; a run that saved
+    nothing reads the newest, and a ``--load-versions`` pin still wins."""
+    path = str(tmp_path / ("x.npz" if dataset is NpzDataset else "x.csv"))
+    older, newer = "2026-01-01T00.00.00.000Z", "2026-01-01T00.00.00.001Z"
+    data = {older: {"a": np.array([1])}, newer: {"a": np.array([2])}}
+    if dataset is CSVDataset:
+        data = {version: pd.DataFrame(arrays) for version, arrays in data.items()}
+    # The run that started later saves first, so that the newest version is not this one's.
+    dataset(filepath=path, version=Version(None, newer)).save(data[newer])
+    first = dataset(filepath=path, version=Version(None, older))
+    first.save(data[older])
+    assert first.load()["a"].tolist() == [1]
+    assert dataset(filepath=path, version=Version(None, "2026-02-01T00.00.00.000Z")).load()[
+        "a"
+    ].tolist() == [2]
+    assert dataset(filepath=path, version=Version(newer, older)).load()["a"].tolist() == [2]
+
+
 def test_exists_once_a_version_is_saved(tmp_path: Path) -> None:
     path = str(tmp_path / "x.npz")
     assert not NpzDataset(filepath=path, version=Version(None, None)).exists()

@@ -85,10 +85,22 @@ def staged(fs: Any, final: str) -> Iterator[str]:
 
 class VersionFolders:
     """Where a versioned file dataset keeps its versions: Kedro's layout,
-    ``<filepath>/<version>/<file name>``, with the dataset's protocol."""
+    ``<filepath>/<version>/<file name>``, with the dataset's protocol; and which version a
+    load reads."""
 
     _filepath: PurePosixPath
     _folder_protocol: str
+    _folder_fs: Any
+    _version: Version | None
+
+    def resolve_load_version(self) -> str | None:
+        """The version this run saved, once it has saved it; otherwise Kedro's choice (the
+        ``--load-versions`` pin, else the newest). Kedro's newest alone would let a run's
+        evaluate read a model that another run in the same folder saved meanwhile."""
+        own = self._version.save if self._version and not self._version.load else None
+        if own and self._folder_fs.exists(self.path_of(own)):
+            return own
+        return super().resolve_load_version()  # type: ignore[misc]
 
     @property
     def location(self) -> str:
@@ -114,12 +126,12 @@ class AtomicVersionMixin(VersionFolders):
         )
         self._arguments = {key: value for key, value in kwargs.items() if key != "version"}
         self._folder_protocol = get_protocol_and_path(filepath)[0]
-        self._fs_of_saves = filesystem(filepath, kwargs.get("credentials"), kwargs.get("fs_args"))
+        self._folder_fs = filesystem(filepath, kwargs.get("credentials"), kwargs.get("fs_args"))
 
     def save(self, data: Any) -> None:
         """The stock save into a staging file, renamed into the version folder."""
         final = get_filepath_str(self._get_save_path(), self._folder_protocol)
-        with staged(self._fs_of_saves, final) as staging:
+        with staged(self._folder_fs, final) as staging:
             self._stock(filepath=staging, **self._arguments).save(data)
 
 
@@ -147,7 +159,7 @@ class FileVersionedDataset(VersionFolders, AbstractVersionedDataset[Any, Any]):
         ``version``, ``credentials`` and ``fs_args`` for the filesystem, ``metadata``."""
         protocol, path = get_protocol_and_path(filepath, version)
         self._protocol = self._folder_protocol = protocol
-        self._fs = filesystem(filepath, credentials, fs_args)
+        self._fs = self._folder_fs = filesystem(filepath, credentials, fs_args)
         self._load_args = {**self.DEFAULT_LOAD_ARGS, **(load_args or {})}
         self._save_args = {**self.DEFAULT_SAVE_ARGS, **(save_args or {})}
         self.metadata = metadata
