@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import textwrap
 from pathlib import Path
 
@@ -184,6 +185,32 @@ def test_ctrl_c_and_sigterm_stop_with_one_line_and_no_traceback(
         order_by=["attributes.start_time DESC"],
     )
     assert [run.info.status for run in runs[:2]] == ["KILLED", "FINISHED"]
+
+
+def test_a_tracking_store_locked_mid_run_costs_only_the_tracking(project: Path) -> None:
+    """The MLflow store locked by another process once training starts: the run finishes
+    with every output, one line says tracking stopped, and MLflow's record says that it is
+    incomplete."""
+    run = start_kedro(project, "run", "--env", "test")
+    before = read_until(run, "Running node: train_model")
+    lock = sqlite3.connect(project / "mlflow.db", isolation_level=None, timeout=60)
+    lock.execute("BEGIN EXCLUSIVE")  # what a long write of another process holds
+    try:
+        during = read_until(run, "MLflow could not record")
+    finally:
+        lock.close()
+    after = run.communicate(timeout=600)[0]
+    output = before + during + after
+    assert run.returncode == 0, output[-4000:]
+    assert output.count("MLflow could not record") == 1
+    assert "Traceback" not in output and "[SQL:" not in output
+    [version] = versions(project, "06_models", "alexnet.keras")
+    assert versions(project, "08_reporting", "test_metrics.json") == [version]
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    [record] = client.search_runs([client.get_experiment_by_name("alexnet_cifar10").experiment_id])
+    assert record.info.status == "FINISHED"
+    assert record.data.tags["tracking"].startswith("incomplete: ")
+    assert "test.accuracy" not in record.data.metrics
 
 
 def test_two_concurrent_runs_keep_their_own_versions(project: Path) -> None:

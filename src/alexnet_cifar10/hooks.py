@@ -250,7 +250,8 @@ class GracefulStopHook:
         )
         raise SystemExit(128 + signum)
 
-    @hook_impl
+    # tryfirst: before kedro-mlflow's hook, whose failure would skip the hooks after it.
+    @hook_impl(tryfirst=True)
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any
     ) -> None:
@@ -266,14 +267,14 @@ class GracefulStopHook:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._stop)
 
-    @hook_impl
+    @hook_impl(tryfirst=True)
     def after_pipeline_run(self) -> None:
         """Restore the previous handlers (after the run, or its failure)."""
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
 
-    @hook_impl
+    @hook_impl(tryfirst=True)
     def on_pipeline_error(self) -> None:
         """Say what the failed run published; restore the handlers."""
         logger.warning("The run failed. %s", self.published())

@@ -9,7 +9,9 @@ from alexnet_cifar10.tracking import TrackingHook
 
 # kedro-mlflow's own hook, registered by the plugin, records the runs; TrackingHook adds
 # the project's tags and artifacts to them.
-HOOKS = (PreflightHook(), GracefulStopHook(), TrackingHook())
+# TrackingHook's guard makes a tracking failure cost only the tracking.
+TRACKING = TrackingHook()
+HOOKS = (PreflightHook(), GracefulStopHook(), TRACKING, TRACKING.guard)
 
 
 def _project_root() -> str:
