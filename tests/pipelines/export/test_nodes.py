@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import keras
 import numpy as np
 import onnx
 import pytest
@@ -14,8 +13,7 @@ from kedro.io import DatasetError, Version
 
 from alexnet_cifar10.datasets import OnnxModelDataset, SavedModelDataset
 from alexnet_cifar10.inference import OnnxNetwork
-from alexnet_cifar10.pipelines.export import nodes
-from alexnet_cifar10.pipelines.export.nodes import OnnxExportError, export_onnx, onnx_parity
+from alexnet_cifar10.pipelines.export.nodes import onnx_parity
 from alexnet_cifar10.provenance import MixedModelsError, TrainedModel
 
 from .conftest import CARD
@@ -37,26 +35,6 @@ def test_onnx_runtime_gives_the_probabilities_of_keras(
     onnx_probs = OnnxNetwork(small_onnx).predict(test_images, batch_size=64)
     assert onnx_probs.shape == (200, 10)
     np.testing.assert_allclose(onnx_probs, keras_probs, atol=1e-5)
-
-
-@pytest.mark.slow  # a TensorFlow process of its own: about 8 s
-def test_on_another_backend_a_tensorflow_child_exports_the_same_network(
-    small_model: TrainedModel, test_images: np.ndarray, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
-    exported = OnnxNetwork(export_onnx(small_model))
-    assert exported.card == CARD
-    keras_probs = small_model.network.predict(test_images, batch_size=64, verbose=0)
-    np.testing.assert_allclose(exported.predict(test_images, batch_size=64), keras_probs, atol=1e-5)
-
-
-def test_without_tensorflow_another_backend_is_told_what_to_do(
-    small_model: TrainedModel, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
-    monkeypatch.setattr(nodes.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(OnnxExportError, match=r"needs TensorFlow \(tf2onnx\).*--to-nodes"):
-        export_onnx(small_model)
 
 
 def test_the_parity_report_counts_top1_and_the_largest_difference(

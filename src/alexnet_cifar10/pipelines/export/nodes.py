@@ -9,15 +9,9 @@ the whole card. The training pipeline packages the ONNX file into the model that
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import os
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,58 +30,14 @@ def _traced(model: TrainedModel) -> TrainedModel:
     return model
 
 
-# Keras exports ONNX through its backend's converter. On TensorFlow that is tf2onnx; JAX's
-# (jax2onnx) writes the overlapping max pooling as a 4-D MaxPool that ONNX Runtime refuses,
-# so on any other backend the saved network is exported by a TensorFlow-backend child.
-_EXPORT_ON_TENSORFLOW = """
-import sys, keras, numpy
-from alexnet_cifar10.model import CUSTOM_OBJECTS
-network = keras.saving.load_model(sys.argv[1], custom_objects=CUSTOM_OBJECTS, compile=False)
-network(numpy.zeros((1, *network.input_shape[1:]), numpy.uint8), training=False)
-network.export(sys.argv[2], format="onnx", verbose=False)
-"""
-
-
-class OnnxExportError(RuntimeError):
-    """The network could not be exported as ONNX here."""
-
-
-def _export(network: Any, path: Path) -> None:
-    """Write the network as ONNX at ``path``, through TensorFlow whatever the backend."""
-    import keras  # the nodes modules import no backend until a node runs
-
-    if keras.backend.backend() == "tensorflow":
-        network.export(str(path), format="onnx", verbose=False)
-        return
-    if importlib.util.find_spec("tensorflow") is None:
-        raise OnnxExportError(
-            f"ONNX export needs TensorFlow (tf2onnx), which this environment lacks; the "
-            f"{keras.backend.backend()} backend's exporter writes pooling ONNX Runtime "
-            "cannot run. Install tensorflow, or train without the export (kedro run "
-            "--to-nodes train_model, then kedro run --pipelines evaluate)."
-        )
-    saved = path.with_suffix(".keras")
-    network.save(saved)
-    child = subprocess.run(
-        [sys.executable, "-c", _EXPORT_ON_TENSORFLOW, str(saved), str(path)],
-        env={**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if child.returncode:
-        raise OnnxExportError(f"ONNX export on TensorFlow failed: {child.stderr[-2000:]}")
-
-
 def export_onnx(model: TrainedModel) -> bytes:
     """The network as ONNX (uint8 images in, probabilities out), labelled by its card."""
     import onnx  # only where a model is exported
 
+    from alexnet_cifar10.pipelines.export.onnx_graph import network_graph
+
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        _export(_traced(model).network, path)
-        exported = onnx.load(path)
+    exported = network_graph(model.network)
     card = {key: str(model.card[key]) for key in LABELS}
     onnx.helper.set_model_props(
         exported, {**card, "class_names": json.dumps(model.card["class_names"])}
