@@ -29,7 +29,7 @@ from alexnet_cifar10.datasets.cifar10_dataset import IMAGE_SHAPE
 from alexnet_cifar10.datasets.user_image_dataset import ImageRefusedError, decode_image
 from alexnet_cifar10.inference import OnnxNetwork
 from alexnet_cifar10.pipelines.predict.nodes import predict_images, prepare_images
-from alexnet_cifar10.provenance import TrainedModel
+from alexnet_cifar10.provenance import LABELS, TrainedModel
 
 try:
     from mlflow.pyfunc import PythonModel
@@ -73,8 +73,10 @@ class ServedModel(PythonModel):
 
     @property
     def labels(self) -> dict[str, Any]:
-        """The served model's ``LABELS``, from its ONNX file."""
-        return self.model.labels
+        """The served model's ``LABELS``, from its ONNX file (a session that is not kept
+        where the model is only packaged: MLflow loads a copy of its own to check it)."""
+        network = self._model.network if self._model else OnnxNetwork(self.onnx_model)
+        return {key: network.card[key] for key in LABELS}
 
     @property
     def model(self) -> TrainedModel:
