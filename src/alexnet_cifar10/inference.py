@@ -48,7 +48,14 @@ class OnnxNetwork:
     def __init__(self, onnx_model: bytes) -> None:
         import onnxruntime  # only where an exported network runs
 
-        self._session = onnxruntime.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        # Without ONNX Runtime's memory arena a session keeps about 150 MB less after a
+        # batch of 256 images, for about 10% more time on such batches (none on the few
+        # pictures of a served request).
+        options.enable_cpu_mem_arena = False
+        self._session = onnxruntime.InferenceSession(
+            onnx_model, options, providers=["CPUExecutionProvider"]
+        )
         self._input = self._session.get_inputs()[0].name
         meta = dict(self._session.get_modelmeta().custom_metadata_map)
         self.card = {**meta, "class_names": json.loads(meta.get("class_names", "[]"))}
