@@ -49,9 +49,9 @@ class OnnxNetwork:
         import onnxruntime  # only where an exported network runs
 
         options = onnxruntime.SessionOptions()
-        # Without ONNX Runtime's memory arena a session keeps about 150 MB less after a
-        # batch of 256 images, for about 10% more time on such batches (none on the few
-        # pictures of a served request).
+        # Without ONNX Runtime's memory arena a session does not keep the memory of its
+        # largest batch (it is allocated again per batch), so `make quick` stays under
+        # 2 GB; the few pictures of a served request take as long either way.
         options.enable_cpu_mem_arena = False
         self._session = onnxruntime.InferenceSession(
             onnx_model, options, providers=["CPUExecutionProvider"]
