@@ -12,17 +12,21 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pluggy
 import pytest
 from kedro.config import OmegaConfigLoader
+from kedro.framework.hooks import hook_impl, specs
 from kedro.io import DataCatalog, Version
+from kedro.pipeline import Node, Pipeline
 from kedro_cli import REPO, model_card, model_history, versions
 from kedro_mlflow.config.kedro_mlflow_config import KedroMlflowConfig
+from mlflow.exceptions import MlflowException
 
 from alexnet_cifar10.datasets import JSONDataset
 from alexnet_cifar10.datasets.atomic import HOST
 from alexnet_cifar10.pipelines import data_processing, training
 from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
-from alexnet_cifar10.tracking import TrackingHook
+from alexnet_cifar10.tracking import TrackingGuard, TrackingHook
 
 # Under pytest-xdist, the tests that read the session's tracked runs share one worker,
 # which builds them once.
@@ -272,3 +276,53 @@ def test_an_evaluate_only_run_is_recorded_against_the_model_it_evaluated(
     assert client.get_metric_history(run.info.run_id, "history.loss") == []
     artifacts = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
     assert artifacts == ARTIFACT_FILES - {"model_summary.csv"}
+
+
+class _LockedStore:
+    """A tracking hook whose store fails, as kedro-mlflow's does on a locked SQLite file."""
+
+    calls = 0
+
+    @hook_impl
+    def before_node_run(self, node) -> None:
+        _LockedStore.calls += 1
+        raise MlflowException("(sqlite3.OperationalError) database is locked\n[SQL: SELECT 1]")
+
+    @hook_impl
+    def after_node_run(self, node) -> None:
+        raise ValueError("a project error, not tracking's")
+
+
+def test_the_guard_turns_tracking_failures_into_one_line_and_lets_other_errors_through(
+    store: mlflow.MlflowClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    closed: list[str] = []
+    manager = pluggy.PluginManager("kedro")
+    for spec in (specs.NodeSpecs, specs.PipelineSpecs, specs.DatasetSpecs):
+        manager.add_hookspecs(spec)
+    manager.register(_LockedStore())
+    manager.register(TrackingGuard(closed.append))
+    uri = mlflow.get_tracking_uri()
+    pipeline, catalog = Pipeline([]), DataCatalog()
+    manager.hook.before_pipeline_run(run_params={}, pipeline=pipeline, catalog=catalog)
+    work = Node(lambda: None, None, "x", name="work")
+    for _ in range(3):
+        manager.hook.before_node_run(
+            node=work, catalog=catalog, inputs={}, is_async=False, run_id="r"
+        )
+    assert _LockedStore.calls == 3
+    lines = [r.getMessage() for r in caplog.records if "MLflow could not record" in r.message]
+    assert lines == [
+        "MLflow could not record the parameters of node work ((sqlite3.OperationalError) "
+        "database is locked): the run goes on untracked, its outputs are saved as usual."
+    ]
+    assert mlflow.get_tracking_uri() != uri  # kedro-mlflow's later calls go to a scratch store
+    with pytest.raises(ValueError, match="a project error"):
+        manager.hook.after_node_run(
+            node=work, catalog=catalog, inputs={}, outputs={}, is_async=False, run_id="r"
+        )
+    manager.hook.after_pipeline_run(
+        run_params={}, run_result={}, pipeline=pipeline, catalog=catalog
+    )
+    assert closed == ["FINISHED"]
+    assert mlflow.get_tracking_uri() == uri
