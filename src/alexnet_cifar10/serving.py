@@ -73,8 +73,9 @@ class ServedModel(PythonModel):
 
     @property
     def labels(self) -> dict[str, Any]:
-        """The served model's ``LABELS``, from its ONNX file (a session that is not kept
-        where the model is only packaged: MLflow loads a copy of its own to check it)."""
+        """The served model's ``LABELS``, from its ONNX file (where the model is only
+        packaged, its ONNX Runtime session is dropped at once: MLflow loads a copy of its
+        own to check it)."""
         network = self._model.network if self._model else OnnxNetwork(self.onnx_model)
         return {key: network.card[key] for key in LABELS}
 
