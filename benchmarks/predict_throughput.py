@@ -45,6 +45,7 @@ from alexnet_cifar10.pipelines.training.nodes import build_model
 from alexnet_cifar10.provenance import TrainedModel
 from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
 from bench_common import ROOT, load_parameters
+from result_file import write_result
 
 # Share of the pictures, (width, height), format, mode: CIFAR-sized files, web pictures,
 # screenshots with transparency, HD frames and 12-megapixel phone photos.
@@ -171,6 +172,7 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=None, help="reuse or keep the pictures")
     parser.add_argument("--batch-size", type=int, default=None, help="default: predict's")
     parser.add_argument("--rounds", type=int, default=3, help="best of this many runs each")
+    parser.add_argument("--out", type=Path, help="also write the figures here as JSON")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -225,6 +227,27 @@ def main() -> None:
         f"{count / full_decode_s:.1f} images/s; its 32x32 inputs differ from the drafted ones "
         f"by at most {difference.max()} levels of 255 (mean {difference.mean():.3f})"
     )
+    if args.out:
+        write_result(
+            args.out,
+            {
+                "keras": keras.__version__,
+                "backend": keras.backend.backend(),
+                "pictures": count,
+                "predicted": accepted,
+                "batch_size": batch,
+                "rounds": args.rounds,
+                "bare_images_per_s": count / bare_s,
+                "full_images_per_s": count / full_s,
+                "full_over_bare": bare_s / full_s,
+                "prepare_seconds": prepare_s,
+                "predict_seconds": predict_s,
+                "bare_peak_rss_mib": bare_peak / MIB,
+                "full_peak_rss_mib": full_peak / MIB,
+                "without_draft_images_per_s": count / full_decode_s,
+                "without_draft_max_level_difference": int(difference.max()),
+            },
+        )
 
 
 if __name__ == "__main__":

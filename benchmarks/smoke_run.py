@@ -9,6 +9,11 @@ so pip's time is not in the figure), and records its wall time, the peak residen
 of the largest process (Linux's ``ru_maxrss`` of that run's process tree: the `kedro`
 process, whose memory is the run's), and what the run's own outputs say: test accuracy,
 loss, ECE before and after temperature scaling, the temperature, the training's line.
+
+In the last clone it then runs, timed the same way, the pipelines that read the smoke model
+(`kedro run --env quick --pipelines robustness`, `--pipelines features`) and
+`kedro run --pipelines data_processing` on the real CIFAR-10 (twice), and keeps what their
+outputs say: the robustness summary, the linear probe's metrics, the dataset report.
 """
 
 from __future__ import annotations
@@ -16,14 +21,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from result_file import write_result
+
 ROOT = Path(__file__).resolve().parents[1]
+# `kedro` arguments run in the last clone after the smoke run.
+FOLLOW_UPS = {
+    "robustness": ["run", "--env", "quick", "--pipelines", "robustness"],
+    "features": ["run", "--env", "quick", "--pipelines", "features"],
+    "data_processing": ["run", "--pipelines", "data_processing"],
+    "data_processing again": ["run", "--pipelines", "data_processing"],
+}
 
 
 def newest(folder: Path, name: str) -> dict:
@@ -32,7 +45,23 @@ def newest(folder: Path, name: str) -> dict:
     return json.loads((folder / name / version / name).read_text())
 
 
-def smoke_run() -> dict:
+def timed(command: list[str], clone: Path) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (GB) of the largest process, and the output of ``command``."""
+    env = {**os.environ, "PYTHONPATH": str(clone / "src"), "COLUMNS": "200"}
+    with (clone / "command.log").open("w+") as log:
+        started = time.perf_counter()
+        run = subprocess.Popen(command, cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # This command's own usage (its largest process), not that of earlier ones.
+        _, status, usage = os.wait4(run.pid, 0)
+        seconds = time.perf_counter() - started
+        log.seek(0)
+        output = log.read()
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{' '.join(command)} failed:\n{output[-6000:]}")
+    return round(seconds, 1), round(usage.ru_maxrss * 1024 / 1e9, 2), output
+
+
+def smoke_run(follow_ups: bool) -> dict:
     """One `make quick` in a fresh clone: wall time, peak memory, what its outputs say."""
     # A folder beside this checkout, so that the clone's ../shared is this one's.
     with tempfile.TemporaryDirectory(dir=ROOT.parent) as tmp:
@@ -40,42 +69,40 @@ def smoke_run() -> dict:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         (clone / ".make").mkdir()
         (clone / ".make" / "installed").touch()
-        env = {**os.environ, "PYTHONPATH": str(clone / "src"), "COLUMNS": "200"}
-        with (clone / "make_quick.log").open("w+") as log:
-            started = time.perf_counter()
-            run = subprocess.Popen(
-                ["make", "quick", f"PYTHON={sys.executable}"],
-                cwd=clone,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+        seconds, peak, output = timed(["make", "quick", f"PYTHON={sys.executable}"], clone)
+        reporting = clone / "data" / "quick" / "08_reporting"
+        metrics = newest(reporting, "test_metrics.json")
+        calibration = newest(reporting, "calibration_metrics.json")
+        trained = [line for line in output.splitlines() if "Trained " in line]
+        run = {
+            "wall_seconds": seconds,
+            "peak_rss_gb": peak,
+            "training_line": trained[-1].strip() if trained else None,
+            "test_images": metrics["test_images"],
+            "test_accuracy": metrics["accuracy"],
+            "test_loss": metrics["loss"],
+            "ece_before": calibration["before"]["ece"],
+            "ece_after": calibration["after"]["ece"],
+            "temperature": calibration["temperature"],
+            "calibration": calibration,
+        }
+        if follow_ups:
+            run["follow_ups"] = {}
+            for name, command in FOLLOW_UPS.items():
+                seconds, peak, _ = timed([sys.executable, "-m", "kedro", *command], clone)
+                run["follow_ups"][name] = {
+                    "command": " ".join(["kedro", *command]),
+                    "wall_seconds": seconds,
+                    "peak_rss_gb": peak,
+                }
+            run["robustness_summary"] = newest(
+                clone / "data" / "quick" / "08_reporting", "robustness_summary.json"
             )
-            # This run's own usage (its largest process), not that of earlier repeats.
-            _, status, usage = os.wait4(run.pid, 0)
-            seconds = time.perf_counter() - started
-            log.seek(0)
-            output = log.read()
-        if os.waitstatus_to_exitcode(status):
-            raise SystemExit(f"make quick failed:\n{output[-6000:]}")
-        outputs = clone / "data" / "quick"
-        metrics = newest(outputs / "08_reporting", "test_metrics.json")
-        calibration = newest(outputs / "08_reporting", "calibration_metrics.json")
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    trained = [line for line in output.splitlines() if "Trained " in line]
-    return {
-        "commit": commit,
-        "wall_seconds": round(seconds, 1),
-        "peak_rss_gb": round(usage.ru_maxrss * 1024 / 1e9, 2),
-        "training_line": trained[-1].strip() if trained else None,
-        "test_images": metrics["test_images"],
-        "test_accuracy": metrics["accuracy"],
-        "test_loss": metrics["loss"],
-        "ece_before": calibration["before"]["ece"],
-        "ece_after": calibration["after"]["ece"],
-        "temperature": calibration["temperature"],
-    }
+            run["linear_probe_metrics"] = newest(
+                clone / "data" / "quick" / "08_reporting", "linear_probe_metrics.json"
+            )
+            run["dataset_report"] = newest(clone / "data" / "08_reporting", "dataset_report.json")
+    return run
 
 
 def main() -> None:
@@ -84,37 +111,28 @@ def main() -> None:
     # Fresh clones one after the other: time and memory vary from run to run.
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    runs = [smoke_run() for _ in range(args.repeat)]
-    result = {
-        "command": "make quick (kedro run --env quick) in a fresh clone",
-        "script": " ".join(["python", "benchmarks/smoke_run.py", *sys.argv[1:]]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "wall_seconds_range": [
-            min(r["wall_seconds"] for r in runs),
-            max(r["wall_seconds"] for r in runs),
-        ],
-        "peak_rss_gb_range": [
-            min(r["peak_rss_gb"] for r in runs),
-            max(r["peak_rss_gb"] for r in runs),
-        ],
-        **{
-            key: value
-            for key, value in runs[-1].items()
-            if key not in ("wall_seconds", "peak_rss_gb")
+    runs = [smoke_run(follow_ups=index == args.repeat - 1) for index in range(args.repeat)]
+    last = runs[-1]
+    write_result(
+        args.out,
+        {
+            "command": "make quick (kedro run --env quick) in a fresh clone",
+            "wall_seconds_range": [
+                min(r["wall_seconds"] for r in runs),
+                max(r["wall_seconds"] for r in runs),
+            ],
+            "peak_rss_gb_range": [
+                min(r["peak_rss_gb"] for r in runs),
+                max(r["peak_rss_gb"] for r in runs),
+            ],
+            "runs": [
+                {key: r[key] for key in ("wall_seconds", "peak_rss_gb", "test_accuracy")}
+                for r in runs
+            ],
+            "last_run": {k: v for k, v in last.items() if k not in ("wall_seconds", "peak_rss_gb")},
         },
-        "runs": [
-            {
-                "wall_seconds": r["wall_seconds"],
-                "peak_rss_gb": r["peak_rss_gb"],
-                "test_accuracy": r["test_accuracy"],
-            }
-            for r in runs
-        ],
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    for key, value in result.items():
-        print(f"{key}: {value}")
+    )
+    print(args.out.read_text())
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from kedro_cli import ENV, make_project  # noqa: E402
 
+from result_file import write_result  # noqa: E402
+
 
 def kedro_run(project: Path, tracking: bool) -> float:
     """Seconds of one `kedro run --env test`, tracking on or off; stops on failure."""
@@ -58,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per arm")
     parser.add_argument("--keep", type=Path, help="make the project copy here and keep it")
+    parser.add_argument("--out", type=Path, help="also write the figures here as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         project = make_project((args.keep or Path(scratch)) / "project")
@@ -82,6 +85,20 @@ def main() -> None:
         print(
             f"{name}: off {off:.1f} s, on {on:.1f} s: tracking adds {on - off:.1f} s a run, "
             f"ratio on/off {on / off:.2f}"
+        )
+    if args.out:
+        write_result(
+            args.out,
+            {
+                "command": "kedro run --env test, MLflow tracking off and on",
+                "first_run_seconds": first,
+                "off_seconds": seconds[False],
+                "on_seconds": seconds[True],
+                "median_ratio": statistics.median(seconds[True])
+                / statistics.median(seconds[False]),
+                "fastest_ratio": min(seconds[True]) / min(seconds[False]),
+                "median_added_seconds": statistics.median(pairs),
+            },
         )
 
 
