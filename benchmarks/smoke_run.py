@@ -11,9 +11,10 @@ process, whose memory is the run's), and what the run's own outputs say: test ac
 loss, ECE before and after temperature scaling, the temperature, the training's line.
 
 In the last clone it then runs, timed the same way, the pipelines that read the smoke model
-(`kedro run --env quick --pipelines robustness`, `--pipelines features`) and
+(`kedro run --env quick --pipelines robustness`, `features`, `export`) and
 `kedro run --pipelines data_processing` on the real CIFAR-10 (twice), and keeps what their
-outputs say: the robustness summary, the linear probe's metrics, the dataset report.
+outputs say: the robustness summary, the linear probe's metrics, the
+ONNX parity report, the dataset report.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLLOW_UPS = {
     "robustness": ["run", "--env", "quick", "--pipelines", "robustness"],
     "features": ["run", "--env", "quick", "--pipelines", "features"],
+    "export": ["run", "--env", "quick", "--pipelines", "export"],
     "data_processing": ["run", "--pipelines", "data_processing"],
     "data_processing again": ["run", "--pipelines", "data_processing"],
 }
@@ -100,6 +102,9 @@ def smoke_run(follow_ups: bool) -> dict:
             )
             run["linear_probe_metrics"] = newest(
                 clone / "data" / "quick" / "08_reporting", "linear_probe_metrics.json"
+            )
+            run["export_parity"] = newest(
+                clone / "data" / "quick" / "08_reporting", "export_parity.json"
             )
             run["dataset_report"] = newest(clone / "data" / "08_reporting", "dataset_report.json")
     return run
