@@ -23,6 +23,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -32,6 +33,7 @@ import numpy as np
 from keras import layers
 
 from alexnet_cifar10.model import RandomCropFlip, build_alexnet
+from result_file import write_result
 
 SIDE = 32
 RECIPE_MODEL: dict[str, Any] = {
@@ -176,19 +178,23 @@ def _timed_table(
     pad: int,
     batch: int,
     steps: int,
-) -> None:
-    """Time each augmentation in ``make_model`` and print its row as soon as it is done."""
+) -> list[dict[str, Any]]:
+    """Time each augmentation in ``make_model``, print its row as soon as it is done and
+    return the rows."""
     print(f"\n{title} (batch {batch}, {keras.backend.backend()} backend)")
     print(f"{'augmentation':36s} {'jit':>5s} {'1st step s':>10s} {'ms/step':>9s} {'aug ms':>8s}")
     base = None
+    rows = []
     for name, make in AUGMENTATIONS.items():
         row = time_train_steps(make_model(make(pad, 1)), batch, steps)
         base = row["step_ms"] if base is None else base
+        rows.append({"augmentation": name, **row, "augmentation_ms": row["step_ms"] - base})
         print(
             f"{name:36s} {row['jit_compile']!s:>5s} {row['first_step_s']:10.2f} "
             f"{row['step_ms']:9.1f} {row['step_ms'] - base:8.1f}",
             flush=True,
         )
+    return rows
 
 
 def main() -> None:
@@ -201,12 +207,14 @@ def main() -> None:
         "--alexnet-batch", type=int, default=0, help="also time the full network (0: skip)"
     )
     parser.add_argument("--alexnet-steps", type=int, default=3)
+    parser.add_argument("--out", type=Path, help="also write the tables here as JSON")
     args = parser.parse_args()
     print(f"Keras {keras.__version__}, backend {keras.backend.backend()}")
     check_random_crop_flip()
 
     warnings.filterwarnings("ignore", message=".*jit_compile.*")
-    _timed_table(
+    tables = {}
+    tables["augmentation alone"] = _timed_table(
         "Augmentation alone: Rescaling -> aug -> pooling -> Dense",
         _probe_model,
         args.pad,
@@ -214,7 +222,7 @@ def main() -> None:
         args.steps,
     )
     if args.alexnet_batch:
-        _timed_table(
+        tables["the project's network"] = _timed_table(
             "The project's network with each augmentation",
             _alexnet,
             args.pad,
@@ -225,6 +233,9 @@ def main() -> None:
         "\njit: whether Keras compiles the train step (XLA on TF, jax.jit on JAX); 'False' "
         "for RandomTranslation, whose supports_jit is False. aug ms: step time minus 'none'."
     )
+    if args.out:
+        figures = {"keras": keras.__version__, "backend": keras.backend.backend()}
+        write_result(args.out, {**figures, "batch": args.batch, "steps": args.steps, **tables})
 
 
 if __name__ == "__main__":
