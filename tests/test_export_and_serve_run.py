@@ -4,14 +4,9 @@ same files, and bad requests."""
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
-import os
-import signal
 import socket
-import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from kedro_cli import kedro, saved, start_kedro, versions
+from kedro_cli import kedro, saved, versions
+from scoring import Server, b64, free_port, post, split
 from user_images import BAD, GOOD, VANISHING, write_user_images
 
 pytestmark = pytest.mark.slow
@@ -28,70 +24,13 @@ FILES = sorted(name for name in {**BAD, **GOOD} if name != VANISHING)
 MAX_REQUEST_BYTES = 33554432  # parameters_serve.yml
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _post(port: int, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    connection.request(
-        "POST", "/invocations", body, {"Content-Type": "application/json", **(headers or {})}
-    )
-    response = connection.getresponse()
-    status, text = response.status, response.read()
-    connection.close()
-    return status, json.loads(text)
-
-
-def _split(rows: list) -> bytes:
-    return json.dumps({"dataframe_split": {"columns": ["image"], "data": rows}}).encode()
-
-
-def _b64(content: bytes) -> str:
-    return base64.b64encode(content).decode("ascii")
-
-
-class Server:
-    """A `kedro serve` subprocess whose output is read as it comes (a full pipe would
-    stop it)."""
-
-    def __init__(self, project: Path, port: int) -> None:
-        self.port, self.lines, self.ready = port, [], threading.Event()
-        self.started = time.monotonic()
-        self.process = start_kedro(project, "serve", "--env", "test", "--port", str(port))
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def wait_ready(self, timeout: float = 60) -> float:
-        while time.monotonic() - self.started < timeout:
-            assert self.process.poll() is None, "".join(self.lines)[-4000:]
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                connection.request("GET", "/ping")
-                if connection.getresponse().status == 200:
-                    return time.monotonic() - self.started
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError("no answer to /ping:\n" + "".join(self.lines)[-4000:])
-
-
 @pytest.fixture
 def served(finished_project: Path) -> Iterator[tuple[Path, Server]]:
-    server = Server(finished_project, _free_port())
+    server = Server(finished_project, free_port())
     try:
         yield finished_project, server
     finally:
-        os.kill(server.process.pid, signal.SIGTERM)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            raise
+        server.stop()
 
 
 def test_served_answers_are_the_predict_pipelines_and_bad_requests_never_stop_it(
@@ -104,7 +43,7 @@ def test_served_answers_are_the_predict_pipelines_and_bad_requests_never_stop_it
     assert seconds < 60, seconds  # about 10 s on a 2-core CPU, its Python start included
     log = "".join(server.lines)
     [model_version] = versions(project, "06_models", "alexnet.keras")
-    assert "Serving alexnet_cifar10 version 1" in " ".join(log.split())
+    assert "Serving alexnet_cifar10 @champion-test, version 1" in " ".join(log.split())
     assert model_version in log
 
     predicted = kedro(project, "run", "--env", "test", "--pipelines", "predict")
@@ -114,8 +53,8 @@ def test_served_answers_are_the_predict_pipelines_and_bad_requests_never_stop_it
         saved(project, "07_model_output", "user_predictions.csv", csv_version)
     ).set_index("file")
 
-    status, answer = _post(
-        server.port, _split([[_b64((folder / name).read_bytes())] for name in FILES])
+    status, answer = post(
+        server.port, split([[b64((folder / name).read_bytes())] for name in FILES])
     )
     assert status == 200, answer
     rows = pd.DataFrame(answer["predictions"])
@@ -130,14 +69,14 @@ def test_served_answers_are_the_predict_pipelines_and_bad_requests_never_stop_it
     assert (rows["model_version"] == model_version).all()
     assert list(rows["top1_class"].fillna("")) == list(expected["top1_class"].fillna(""))
 
-    good = _split([[_b64((folder / "photo.jpg").read_bytes())]])
+    good = split([[b64((folder / "photo.jpg").read_bytes())]])
     for name, send, want, reason in BAD_REQUESTS:
         status, answer = send(server.port)
         assert status == want, (name, answer)
         text = json.dumps(answer)
         assert reason in text, (name, text[:2000])
         assert "stack_trace" not in answer and "Traceback" not in text, name
-        status, answer = _post(server.port, good)
+        status, answer = post(server.port, good)
         assert status == 200, (name, answer)
         assert answer["predictions"][0]["status"] == "ok"
     assert server.process.poll() is None
@@ -162,13 +101,13 @@ def test_clients_that_hang_up_half_way_stall_nobody(served: tuple[Path, Server])
     server.wait_ready()
     folder = project / "data/01_raw/user_images"
     write_user_images(folder, {"photo.jpg": GOOD["photo.jpg"]})
-    good = _split([[_b64((folder / "photo.jpg").read_bytes())]])
-    assert _post(server.port, good)[0] == 200  # the first answer warms the model
+    good = split([[b64((folder / "photo.jpg").read_bytes())]])
+    assert post(server.port, good)[0] == 200  # the first answer warms the model
     before = len(server.lines)
     for _ in range(30):
         _hang_up_half_way(server.port)
     started = time.monotonic()
-    status, answer = _post(server.port, good)
+    status, answer = post(server.port, good)
     assert status == 200 and time.monotonic() - started < 1, answer
     time.sleep(1)  # the server's last lines reach the reader
     written = [line for line in server.lines[before:] if line.strip()]
@@ -189,7 +128,8 @@ def test_export_writes_onnx_a_saved_model_and_their_parity_with_its_models_label
     assert (folder / "saved_model.pb").is_file()
     card = json.loads((folder / "assets.extra/model_card.json").read_text())
     assert card["model_version"] == model_version
-    [report_version] = versions(project, "08_reporting", "export_parity.json")
+    # The newest report is this run's; `kedro run`'s promotion wrote the first.
+    *_, report_version = versions(project, "08_reporting", "export_parity.json")
     report = json.loads(
         (saved(project, "08_reporting", "export_parity.json", report_version)).read_text()
     )
@@ -216,7 +156,7 @@ def _huge(port: int) -> tuple[int, dict]:
 def _chunked(port: int) -> tuple[int, dict]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     connection.request(
-        "POST", "/invocations", iter([_split([["QUJD"]])]),
+        "POST", "/invocations", iter([split([["QUJD"]])]),
         {"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
         encode_chunked=True,
     )  # fmt: skip
@@ -227,7 +167,7 @@ def _chunked(port: int) -> tuple[int, dict]:
 
 
 def _sending(body: bytes) -> Callable[[int], tuple[int, dict]]:
-    return lambda port: _post(port, body)
+    return lambda port: post(port, body)
 
 
 # Each bad request: its name, how it is sent, the status and a part of the answer.
@@ -240,12 +180,12 @@ BAD_REQUESTS: list[tuple[str, Callable[[int], tuple[int, dict]], int, str]] = [
         "Model is missing inputs ['image']",
     ),
     ("no table", _sending(b'{"inputs": 3}'), 400, "error_code"),
-    ("no picture", _sending(_split([])), 400, "The request holds no picture"),
-    ("text that is not base64", _sending(_split([["not base64!"]])), 200, "refused: not base64"),
-    ("a number for a picture", _sending(_split([[42]])), 200, "refused: not base64 text"),
+    ("no picture", _sending(split([])), 400, "The request holds no picture"),
+    ("text that is not base64", _sending(split([["not base64!"]])), 200, "refused: not base64"),
+    ("a number for a picture", _sending(split([[42]])), 200, "refused: not base64 text"),
     (
         "5,000 rows",
-        _sending(_split([["QUJD"]] * 5000)),
+        _sending(split([["QUJD"]] * 5000)),
         400,
         "5,000 pictures in one request: at most 256 (serve.max_rows)",
     ),

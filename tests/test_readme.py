@@ -9,17 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from kedro_cli import REPO
 
-PAGES = [REPO / "README.md", REPO / "benchmarks" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-RESULT = re.compile(r"benchmarks/results/([\w.-]+\.json)")
+PAGES = [
+    REPO / "README.md",
+    REPO / "benchmarks" / "README.md",
+    *sorted((REPO / "docs").glob("*.md")),
+]
+RESULT = re.compile(r"results/([\w.-]+\.json)")
 DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.])")
-# What a measurement reads like: a time, a memory size or a rate, or an accuracy.
+# What a measurement reads like (limits and settings are whole numbers: "32 MiB", "60 s").
 MEASURED = re.compile(
-    r"(?<![\w.])\d[\d,]*(\.\d+)? ?(s|ms|min|GB|MB|MiB|images/s|requests/s|req/s)(?![\w/])"
+    r"(?<![\w.])\d+\.\d+ ?(s|ms|GB|MB|MiB)(?![\w/])|\d+ min \d+ s|\d ?(images|requests|req)/s"
     r"|accuracy \**0\.\d+"
 )
+# A table whose header names a unit: its rows' decimals are measurements.
+UNIT_HEADER = re.compile(r"\b(s|ms|GB|MiB|seconds|accuracy|images/s)\b")
 
 
 def _numbers(value: Any) -> Iterator[float]:
@@ -35,29 +40,48 @@ def _numbers(value: Any) -> Iterator[float]:
             yield from _numbers(item)
 
 
-def _units(page: Path) -> Iterator[str]:
-    """A page's paragraphs and table rows, code blocks left out."""
+def _units(page: Path) -> Iterator[tuple[str, bool, list[str]]]:
+    """A page's paragraphs and table rows (code blocks left out), each with whether it is
+    measured (it reads like a measurement, or it is a row of a table with units) and the
+    result files it names; a table's rows also those that its caption paragraph names."""
     text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    caption: list[str] = []
     for block in re.split(r"\n\s*\n", text):
         lines = block.strip().splitlines()
         if lines and all(line.startswith("|") for line in lines):
-            yield from lines
+            with_units = bool(UNIT_HEADER.search(lines[0]))
+            for row in lines[2:]:
+                measured = bool(MEASURED.search(_bare(row)) or (with_units and _figures(row)))
+                yield row, measured, _named(row) or caption
         elif lines:
-            yield " ".join(lines)
+            unit = " ".join(lines)
+            caption = _named(unit)
+            yield unit, bool(MEASURED.search(_bare(unit))), caption
 
 
-def _figures(unit: str) -> Iterator[str]:
+def _named(unit: str) -> list[str]:
+    """The result files ``unit`` names outside code (in code: a command's arguments)."""
+    return RESULT.findall(re.sub(r"`[^`]*`", "", unit))
+
+
+def _bare(unit: str) -> str:
+    """``unit`` without code, links and version numbers."""
+    unit = re.sub(
+        r"\b(TensorFlow|Keras|JAX|Python|Kedro|MLflow|ONNX Runtime) \d+(\.\d+)*", "", unit
+    )
+    return re.sub(r"`[^`]*`|\([^)]*\.(json|md|py)[^)]*\)|\b\d+\.\d+\.\d+[\w.]*", "", unit)
+
+
+def _figures(unit: str) -> list[str]:
     """The decimals of ``unit`` that are figures, not file names, versions or addresses."""
-    text = re.sub(r"`[^`]*`|\([^)]*\.(json|md|py)[^)]*\)|\b\d+\.\d+\.\d+[\w.]*", "", unit)
-    yield from DECIMAL.findall(text)
+    return DECIMAL.findall(_bare(unit))
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(REPO)))
 def test_every_figure_is_that_of_the_result_file_its_paragraph_names(page: Path) -> None:
-    for unit in _units(page):
-        names = RESULT.findall(unit)
+    for unit, measured, names in _units(page):
         if not names:
-            assert not MEASURED.search(unit), f"a figure without a result file: {unit[:120]}"
+            assert not measured, f"a figure without a result file: {unit[:120]}"
             continue
         found = [
             value

@@ -181,16 +181,22 @@ def test_only_missing_outputs_reruns_only_what_is_missing(finished_project: Path
     before = {path for path in (project / "data").rglob("*") if "01_raw" not in path.parts}
     result = kedro_here(project, "run", "--env", "test", "--only-missing-outputs")
     _ok(result)
-    # The metric histories belong to the run's new MLflow run: their nodes run again.
-    assert sorted(_ran(result)) == ["tracked_scores", "training_curves"]
+    # The metric histories belong to the run's new MLflow run, and the registry's alias is
+    # no file: their nodes run again, and the gates write a new report.
+    assert sorted(_ran(result)) == ["check_gates", "tracked_scores", "training_curves"]
     after = {path for path in (project / "data").rglob("*") if "01_raw" not in path.parts}
-    assert after - before == set()
+    assert all("promotion_report.json" in path.parts for path in after - before)
 
     [run] = versions(project, "08_reporting", "test_metrics.json")
     shutil.rmtree(project / "data/test/08_reporting/test_metrics.json" / run)
     result = kedro_here(project, "run", "--env", "test", "--only-missing-outputs")
     _ok(result)
-    assert sorted(_ran(result)) == ["compute_test_metrics", "tracked_scores", "training_curves"]
+    assert sorted(_ran(result)) == [
+        "check_gates",
+        "compute_test_metrics",
+        "tracked_scores",
+        "training_curves",
+    ]
     assert versions(project, "06_models", "alexnet.keras") == [run], "never retrains"
     [again] = versions(project, "08_reporting", "test_metrics.json")
     assert assert_outputs_name_their_model(project, again) == {"test_metrics.json": run}
@@ -249,7 +255,7 @@ def test_every_runner_saves_what_the_default_runner_saves(
         # Every artifact in the one run, whichever thread saved it.
         ours_client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
         listed = {artifact.path for artifact in ours_client.list_artifacts(ours.info.run_id)}
-        assert len(listed) == 8, listed
+        assert len(listed) == 9, listed
     assert ours.data.metrics.keys() == theirs.data.metrics.keys()
     assert ours.data.tags["model_version"] == run and ours.info.status == "FINISHED"
 
@@ -299,21 +305,23 @@ def test_the_packaged_project_runs_from_an_empty_folder(
 # --- one line for every mistyped name -------------------------------------------------------
 
 NODES = (
-    "build_model, build_model_inputs, calibration_report, compute_test_metrics, export_onnx, "
-    "extract_training_history, fit_temperature, package_served_model, plot_accuracy, "
-    "plot_confusion_matrix, plot_loss, plot_reliability, plot_sample_images, "
-    "predict_test_set, summarise_dataset, summarise_model, tracked_scores, train_model, "
-    "training_curves"
+    "build_model, build_model_inputs, calibration_report, check_gates, compute_test_metrics, "
+    "export_onnx, extract_training_history, fit_temperature, onnx_parity, "
+    "package_served_model, plot_accuracy, plot_confusion_matrix, plot_loss, plot_reliability, "
+    "plot_sample_images, predict_test_set, summarise_dataset, summarise_model, "
+    "tracked_scores, train_model, training_curves"
 )
 DATASETS = (
-    "accuracy_plot, calibration_metrics, cifar10_raw, confusion_matrix_plot, "
-    "dataset_report, loss_plot, model, model_input_test, model_input_train, "
-    "model_input_validation, model_summary, onnx_model, reliability_diagram, run_context, "
-    "sample_images, served_model, temperature, test_metrics, test_predictions, test_scores, "
-    "training_curves, training_history, untrained_model"
+    "accuracy_plot, calibration_metrics, champion, cifar10_raw, confusion_matrix_plot, "
+    "dataset_report, export_parity, loss_plot, model, model_input_test, model_input_train, "
+    "model_input_validation, model_summary, onnx_model, promotion_report, "
+    "reliability_diagram, run_context, sample_images, served_model, temperature, "
+    "test_metrics, test_predictions, test_scores, training_curves, training_history, "
+    "untrained_model"
 )
 PIPELINES = (
-    "__default__, data_processing, evaluate, export, features, predict, robustness, training"
+    "__default__, data_processing, evaluate, export, features, predict, promote, robustness, "
+    "training"
 )
 MISTYPED = [
     (["--nodes", "trian_model"], f"No node named 'trian_model'; the nodes are: {NODES}."),

@@ -59,17 +59,22 @@ def test_a_get_needs_no_length() -> None:
     assert answer["status"] == 200
 
 
-def test_the_newest_version_is_served_unless_one_is_named(monkeypatch) -> None:
+def test_the_alias_holder_is_served_unless_a_version_is_named(monkeypatch) -> None:
     found = [SimpleNamespace(version=v) for v in ("1", "10", "9")]
-    client = SimpleNamespace(search_model_versions=lambda query: found)
+    client = SimpleNamespace(
+        search_model_versions=lambda query: found,
+        get_registered_model=lambda name: SimpleNamespace(aliases={"champion": 9}),
+    )
     monkeypatch.setattr("mlflow.MlflowClient", lambda uri: client)
-    assert server.registered_version("sqlite:///x.db", None).version == "10"
-    assert server.registered_version("sqlite:///x.db", "9").version == "9"
+    assert server.registered_version("sqlite:///x.db", None, "champion").version == "9"
+    assert server.registered_version("sqlite:///x.db", "10", "champion").version == "10"
+    with pytest.raises(server.ServeError, match="No version of alexnet_cifar10 is @other.*is 10"):
+        server.registered_version("sqlite:///x.db", None, "other")
     with pytest.raises(server.ServeError, match="No version 3 .* versions are: 1, 9, 10"):
-        server.registered_version("sqlite:///x.db", "3")
+        server.registered_version("sqlite:///x.db", "3", "champion")
     client.search_model_versions = lambda query: []
     with pytest.raises(server.ServeError, match="No model is registered as alexnet_cifar10"):
-        server.registered_version("sqlite:///x.db", None)
+        server.registered_version("sqlite:///x.db", None, "champion")
 
 
 def test_a_port_in_use_is_named() -> None:

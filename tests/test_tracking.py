@@ -42,6 +42,7 @@ ARTIFACT_FILES = {
     "confusion_matrix_plot.png",
     "calibration_metrics.json",
     "reliability_diagram.png",
+    "promotion_report.json",
 }
 HISTORIES = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds")
 
@@ -79,7 +80,7 @@ def test_every_environment_tracks_in_the_projects_own_store(
     assert experiment.name == EXPERIMENT
     assert config.ui.host == "127.0.0.1"
     off = set(config.tracking.disable_tracking.pipelines)
-    assert off == {"data_processing", "predict", "features", "robustness", "export"}
+    assert off == {"data_processing", "predict", "features", "robustness", "export", "promote"}
 
 
 # --- the project's hook, on a run that kedro-mlflow's hook would have started ---------------
@@ -275,7 +276,7 @@ def test_an_evaluate_only_run_is_recorded_against_the_model_it_evaluated(
     assert run.data.metrics["test.accuracy"] == metrics["accuracy"]
     assert client.get_metric_history(run.info.run_id, "history.loss") == []
     artifacts = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
-    assert artifacts == ARTIFACT_FILES - {"model_summary.csv"}
+    assert artifacts == ARTIFACT_FILES - {"model_summary.csv", "promotion_report.json"}
 
 
 class _LockedStore:

@@ -39,6 +39,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 from kedro_cli import ENV, kedro
 
+from alexnet_cifar10.pipelines import promote
 from alexnet_cifar10.pipelines.export.pipeline import serving_pipeline
 from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
 
@@ -67,8 +68,9 @@ def expected_graph() -> dict[str, dict[str, set[str]]]:
         name: importlib.import_module(f"alexnet_cifar10.pipelines.{name}").create_pipeline()
         for name in PIPELINES
     }
-    # `kedro run` ends with the export pipeline's ONNX file and served model.
+    # `kedro run` ends with the export pipeline's ONNX file and served model, and promote.
     pipes["serving"] = serving_pipeline()
+    pipes["promote"] = promote.create_pipeline()
     for name, pipe in pipes.items():
         datasets = pipe.datasets()
         graph[name] = {
@@ -77,12 +79,15 @@ def expected_graph() -> dict[str, dict[str, set[str]]]:
             "parameters": {d for d in datasets if d.startswith("params:")},
             "uses": {(p, n.name) for n in pipe.nodes for p in n.inputs if p.startswith("params:")},
         }
-    for name, members in (("__default__", (*DEFAULT, "serving")), ("__all__", PIPELINES)):
+    for name, members in (
+        ("__default__", (*DEFAULT, "serving", "promote")),
+        ("__all__", PIPELINES),
+    ):
         graph[name] = {
             key: set().union(*(graph[member][key] for member in members))
             for key in graph[PIPELINES[0]]
         }
-    del graph["serving"]
+    del graph["serving"], graph["promote"]
     return graph
 
 

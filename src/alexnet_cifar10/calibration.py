@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
 
 # Probabilities are clipped here before a logarithm.
 EPSILON = 1e-7
@@ -73,6 +72,10 @@ def with_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarra
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The temperature that minimises the NLL of these predictions."""
+    # Imported here: the served model imports this module, and SciPy is not among its
+    # requirements.
+    from scipy.optimize import minimize_scalar
+
     found = minimize_scalar(
         lambda log_t: negative_log_likelihood(
             with_temperature(probabilities, float(np.exp(log_t))), labels

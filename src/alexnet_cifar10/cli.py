@@ -140,7 +140,9 @@ def _describe(name: str, **kwargs: Any) -> Any:
 
 @click.command(name="serve")
 @click.option(
-    "--model-version", default=None, help="Registered version of alexnet_cifar10 [newest]."
+    "--model-version",
+    default=None,
+    help="Registered version of alexnet_cifar10 [the one holding promote.alias: @champion].",
 )
 @click.option("--port", default=5001, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -155,14 +157,15 @@ def serve(model_version: str | None, port: int, host: str, env: str | None) -> N
 
     project = bootstrap_project(find_kedro_project(Path.cwd()) or Path.cwd()).project_path
     with KedroSession.create(project_path=project, env=env) as session:
-        mlflow_conf = getattr(session.load_context(), "mlflow", None)
+        context = session.load_context()
+        mlflow_conf, alias = getattr(context, "mlflow", None), context.params["promote"]["alias"]
     uri = mlflow_conf.server.mlflow_tracking_uri if mlflow_conf else None
     try:
         if uri is None:
             raise ServeError("MLflow tracking is off (mlflow.yml): no model registry to serve.")
         if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
             raise ServeError(f"No tracking store at {uri}: train a model first (kedro run).")
-        start(uri, model_version, host, port)
+        start(uri, model_version, alias, host, port)
     except ServeError as error:
         raise click.ClickException(str(error)) from error
 

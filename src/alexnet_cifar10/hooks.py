@@ -22,6 +22,7 @@ from kedro.io import AbstractVersionedDataset, DatasetError, MemoryDataset
 from kedro.pipeline import Pipeline
 
 from alexnet_cifar10.backend import start_quietly
+from alexnet_cifar10.datasets import ServedModelDataset
 from alexnet_cifar10.distribution import cluster
 from alexnet_cifar10.pipeline_registry import producers, register_pipelines
 from alexnet_cifar10.validation import (
@@ -163,11 +164,12 @@ def keep_outputs_in_memory(pipeline: Pipeline, catalog: Any) -> None:
     where = cluster()
     if where.index == 0:
         return
-    # Every output kept anywhere but in memory (tracking is off in these processes).
+    # Every output kept anywhere but in memory. The served model stays: tracking is off in
+    # these processes, so its save logs nothing, and its load reads the registry.
     written = sorted(
         name
         for name in pipeline.all_outputs()
-        if not isinstance(catalog.get(name), MemoryDataset | None)
+        if not isinstance(catalog.get(name), MemoryDataset | ServedModelDataset | None)
     )
     _quietly_replace(catalog, {name: MemoryDataset(copy_mode="assign") for name in written})
     logger.info(

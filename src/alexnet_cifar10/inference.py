@@ -1,5 +1,7 @@
 """Class probabilities of a trained network (Keras, or exported to ONNX), optionally
-averaged over test-time views."""
+averaged over test-time views, and the table of a run's or a request's predictions.
+
+Part of what the served MLflow model carries (see ``pictures``): NumPy and pandas only."""
 
 from __future__ import annotations
 
@@ -9,6 +11,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from alexnet_cifar10 import calibration
+from alexnet_cifar10.provenance import TrainedModel
+
+TOP_K = 3
 
 
 def _shifted(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -67,3 +75,40 @@ class OnnxNetwork:
             for batch in np.array_split(images, max(math.ceil(len(images) / batch_size), 1))
         ]
         return np.concatenate(batches)
+
+
+def _top_classes(probabilities: np.ndarray, class_names: list[str]) -> dict[str, np.ndarray]:
+    known = ~np.isnan(probabilities).any(axis=1)
+    order = np.argsort(-np.nan_to_num(probabilities, nan=-1.0), axis=1, kind="stable")
+    rows, names, columns = np.arange(len(probabilities)), np.asarray(class_names), {}
+    for rank in range(1, min(TOP_K, len(class_names)) + 1):
+        labels = order[:, rank - 1]
+        columns[f"top{rank}_class"] = np.where(known, names[labels], None)
+        columns[f"top{rank}_probability"] = probabilities[rows, labels]
+    return columns
+
+
+def prediction_table(
+    model: TrainedModel,
+    prepared: dict[str, np.ndarray],
+    batch_size: int,
+    tta: Mapping[str, Any],
+    temperature: float,
+) -> pd.DataFrame:
+    """One row per file of ``prepared`` (``pictures.prepare_images``): its status, its
+    top-3 classes and every class probability at ``temperature`` (empty where refused),
+    and the model that gave them."""
+    accepted, class_names = prepared["accepted"], model.card["class_names"]
+    probabilities = np.full((len(accepted), len(class_names)), np.nan, dtype=np.float32)
+    if accepted.any():
+        found = predict_probabilities(model.network, prepared["images"], batch_size, tta)
+        if temperature != 1.0:
+            found = calibration.with_temperature(found, temperature)
+        probabilities[accepted] = found
+    # One DataFrame built from its columns: a served picture is one such table a request.
+    columns = {"file": prepared["file_name"], "status": prepared["status"]}
+    columns |= _top_classes(probabilities, class_names) | model.labels
+    columns["temperature"] = np.full(len(accepted), temperature)
+    columns |= {key: prepared[key] for key in ("format", "original_size", "original_mode")}
+    columns |= {f"p_{name}": probabilities[:, i] for i, name in enumerate(class_names)}
+    return pd.DataFrame(columns)

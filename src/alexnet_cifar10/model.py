@@ -16,7 +16,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from alexnet_cifar10.datasets.cifar10_dataset import IMAGE_SHAPE
+from alexnet_cifar10.pictures import IMAGE_SHAPE
 
 
 @keras.saving.register_keras_serializable(package="alexnet_cifar10")

@@ -13,8 +13,9 @@ import alexnet_cifar10.pipelines
 from alexnet_cifar10.pipelines.export.pipeline import serving_pipeline
 
 # `kedro run` is the recipe: data, training, evaluation, then the model packaged for
-# `kedro serve`. The others run on demand with --pipelines: predict needs pictures in
-# data/01_raw/user_images, features a trained model.
+# `kedro serve` and promoted if it passes the gates (promote). The others run on demand
+# with --pipelines: predict needs pictures in data/01_raw/user_images, features a trained
+# model.
 RECIPE = ("data_processing", "training", "evaluate")
 
 
@@ -37,7 +38,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         for module in pkgutil.iter_modules(alexnet_cifar10.pipelines.__path__)
     }
     recipe = sum((registered[name] for name in RECIPE), Pipeline([]))
-    registered["__default__"] = recipe + serving_pipeline()
+    registered["__default__"] = recipe + serving_pipeline() + registered["promote"]
     return registered
 
 

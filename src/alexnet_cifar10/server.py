@@ -109,19 +109,29 @@ async def _refuse(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def registered_version(tracking_uri: str, wanted: str | None) -> Any:
-    """The registered model version to serve: ``wanted``, or the newest."""
+def registered_version(tracking_uri: str, wanted: str | None, alias: str) -> Any:
+    """The registered model version to serve: ``wanted``, or the one holding ``alias``."""
     from mlflow import MlflowClient  # MLflow starts with the command
 
-    found = MlflowClient(tracking_uri).search_model_versions(f"name = '{REGISTERED_NAME}'")
+    client = MlflowClient(tracking_uri)
+    found = client.search_model_versions(f"name = '{REGISTERED_NAME}'")
     if not found:
         raise ServeError(
             f"No model is registered as {REGISTERED_NAME} in {tracking_uri}: every tracked "
             "training run registers one (kedro run)."
         )
-    versions = {version.version: version for version in found}
+    versions = {str(version.version): version for version in found}
     if wanted is None:
-        return versions[max(versions, key=int)]
+        # The search leaves each version's aliases empty; the registered model has them.
+        held = client.get_registered_model(REGISTERED_NAME).aliases.get(alias)
+        if held is None:
+            newest = max(versions, key=int)
+            raise ServeError(
+                f"No version of {REGISTERED_NAME} is @{alias}: none has passed the promotion "
+                f"gates (promotion_report.json says why); serve one by number with "
+                f"--model-version (the newest is {newest})."
+            )
+        return versions[str(held)]
     if wanted not in versions:
         known = ", ".join(sorted(versions, key=int))
         raise ServeError(f"No version {wanted} of {REGISTERED_NAME}; the versions are: {known}.")
@@ -142,17 +152,19 @@ def check_port(host: str, port: int) -> None:
             ) from error
 
 
-def serve(tracking_uri: str, wanted: str | None, host: str, port: int) -> None:
-    """Load the registered model version and answer on ``host:port`` until stopped."""
+def serve(tracking_uri: str, wanted: str | None, alias: str, host: str, port: int) -> None:
+    """Load the registered model version (``wanted``, or the one holding ``alias``) and
+    answer on ``host:port`` until stopped."""
     import mlflow
 
     check_port(host, port)
     # MLflow's own switch: no progress bars while it copies the model's files.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(tracking_uri)
-    version = registered_version(tracking_uri, wanted)
+    version = registered_version(tracking_uri, wanted, alias)
     model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_NAME}/{version.version}")
-    answer(model, host, port, f"{REGISTERED_NAME} version {version.version}")
+    held = "" if wanted else f"@{alias}, "
+    answer(model, host, port, f"{REGISTERED_NAME} {held}version {version.version}")
 
 
 def answer(model: Any, host: str, port: int, name: str) -> None:

@@ -1,16 +1,18 @@
 """The predict pipeline as an MLflow model, for MLflow's scoring server (``kedro serve``).
 
 A request is a table with one column, ``image``: each row the base64 text of one picture
-file's bytes. Every row goes through the predict pipeline's own nodes (decoding under the
-limits of ``serve.decoding``, the 32x32 policy of ``predict.resize``, top classes and the
-model's labels), and the answer has the columns of ``user_predictions.csv``, one row per
-picture, in the request's order (``file`` is the row's index). A row that is not a
-picture gets its ``refused: <why>`` status, as a file in predict does.
+file's bytes. Every row goes through the predict pipeline's own code (``pictures``:
+decoding under the limits of ``serve.decoding``, the 32x32 policy of ``predict.resize``;
+``inference``: top classes and the model's labels), and the answer has the columns of
+``user_predictions.csv``, one row per picture, in the request's order (``file`` is the
+row's index). A row that is not a picture gets its ``refused: <why>`` status, as a file
+in predict does.
 
 The network runs on ONNX Runtime: the same probabilities as Keras to 1e-4 (the export
-pipeline's parity report), and a single picture in about 4 ms on a 2-core CPU against
-62 ms through Keras' ``predict`` (``benchmarks/serve_load.py``). The model needs this
-package, as it is installed where it trained (``mlflow models serve --env-manager local``).
+pipeline's parity report), and several times faster than Keras' ``predict`` for one
+picture (``benchmarks/serve_load.py``). This module and what it imports need neither Kedro
+nor a deep-learning backend: the logged model carries them and installs from the public
+package index (``datasets.ServedModelDataset``).
 """
 
 from __future__ import annotations
@@ -25,10 +27,8 @@ from typing import Any
 import pandas as pd
 from PIL import Image
 
-from alexnet_cifar10.datasets.cifar10_dataset import IMAGE_SHAPE
-from alexnet_cifar10.datasets.user_image_dataset import ImageRefusedError, decode_image
-from alexnet_cifar10.inference import OnnxNetwork
-from alexnet_cifar10.pipelines.predict.nodes import predict_images, prepare_images
+from alexnet_cifar10.inference import OnnxNetwork, prediction_table
+from alexnet_cifar10.pictures import IMAGE_SHAPE, ImageRefusedError, decode_image, prepare_images
 from alexnet_cifar10.provenance import LABELS, TrainedModel
 
 try:
@@ -122,13 +122,12 @@ class ServedModel(PythonModel):
         # memory that decoding takes, and Pillow's limits are the process's.
         with self._one_at_a_time:
             prepared = prepare_images(pictures, self.predict_params["resize"])
-            frame = predict_images(
+            frame = prediction_table(
                 self.model,
                 prepared,
                 self.predict_params["batch_size"],
                 self.predict_params["test_time_augmentation"],
-                {},
-                False,
+                1.0,
             )
         frame["file"] = frame["file"].astype(int)
         if prepared["accepted"].all():

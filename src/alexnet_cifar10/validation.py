@@ -8,16 +8,16 @@ line that names the key, the allowed values and the value given.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from alexnet_cifar10.corruptions import CORRUPTIONS
-from alexnet_cifar10.datasets.cifar10_dataset import IMAGE_SHAPE
+from alexnet_cifar10.pictures import INPUT_SIZE
 
 # The side of the network's square input, in pixels.
-INPUT_SIZE = IMAGE_SHAPE[0]
 
 PositiveInt = Annotated[int, Field(ge=1)]
 # Upper bounds where a larger value is a typo, not a plan: a billion epochs would run for
@@ -169,6 +169,21 @@ class Export(_Schema):
     parity_tolerance: Annotated[float, Field(gt=0, lt=1)]
 
 
+def _alias(name: str) -> str:
+    if name == "latest" or re.fullmatch(r"v\d+", name):
+        raise ValueError(f"'{name}' is reserved by MLflow's registry")
+    return name
+
+
+class Promote(_Schema):
+    # A registry alias: a letter, then letters, digits, '-' and '_'.
+    alias: Annotated[
+        str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", max_length=255), AfterValidator(_alias)
+    ]
+    accuracy_tolerance: Annotated[float, Field(ge=0, le=1)]
+    max_ece: Annotated[float, Field(gt=0, le=1)]
+
+
 class LinearProbe(_Schema):
     C: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
     max_iter: PositiveInt
@@ -196,6 +211,7 @@ SECTIONS: dict[str, Any] = {
     "predict": Predict,
     "serve": Serve,
     "export": Export,
+    "promote": Promote,
     "features": Features,
     "robustness": Robustness,
 }

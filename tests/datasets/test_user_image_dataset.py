@@ -32,10 +32,12 @@ def _png(size: tuple[int, int], mode: str = "RGB") -> bytes:
 
 
 def _refusal(dataset: UserImageDataset) -> str:
-    """The message of the ``ImageRefusedError`` that loading ``dataset`` raises."""
-    with pytest.raises(ImageRefusedError) as refused:
+    """Why loading ``dataset`` refuses its file: the message of the ``ImageRefusedError``
+    that causes Kedro's ``DatasetError``."""
+    with pytest.raises(DatasetError) as refused:
         dataset.load()
-    return str(refused.value)
+    assert isinstance(refused.value.__cause__, ImageRefusedError)
+    return str(refused.value.__cause__)
 
 
 def test_a_good_file_is_decoded_with_what_it_held(tmp_path: Path) -> None:
@@ -131,7 +133,7 @@ def test_the_pixel_limit_is_hard_where_pillow_only_warns(tmp_path: Path) -> None
 
 def test_pillow_settings_are_restored_after_each_file(tmp_path: Path) -> None:
     before = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
-    with pytest.raises(ImageRefusedError):
+    with pytest.raises(DatasetError):
         _dataset(tmp_path / "bomb.png", bomb_png()).load()
     assert (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES) == before
 

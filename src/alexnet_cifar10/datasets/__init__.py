@@ -11,12 +11,9 @@ from alexnet_cifar10.datasets.kedro_datasets_atomic import (
 )
 from alexnet_cifar10.datasets.keras_model_dataset import KerasModelDataset, TrainedModelDataset
 from alexnet_cifar10.datasets.npz_dataset import NpzDataset
-from alexnet_cifar10.datasets.served_model_dataset import ServedModelDataset
-from alexnet_cifar10.datasets.user_image_dataset import (
-    ImageRefusedError,
-    UserImage,
-    UserImageDataset,
-)
+from alexnet_cifar10.datasets.served_model_dataset import ModelAliasDataset, ServedModelDataset
+from alexnet_cifar10.datasets.user_image_dataset import UserImageDataset
+from alexnet_cifar10.pictures import ImageRefusedError, UserImage
 
 __all__ = [
     "CIFAR10Data",
@@ -27,6 +24,7 @@ __all__ = [
     "JSONDataset",
     "KerasModelDataset",
     "MatplotlibDataset",
+    "ModelAliasDataset",
     "NpzDataset",
     "OnnxModelDataset",
     "ParquetDataset",

@@ -27,6 +27,8 @@ import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 from tqdm.auto import tqdm
 
+from alexnet_cifar10.pictures import IMAGE_SHAPE
+
 logger = logging.getLogger(__name__)
 
 FOLDER_NAME = "cifar-10-batches-py"
@@ -39,7 +41,6 @@ META_FILE = "batches.meta"
 EXPECTED_FILES = (*TRAIN_BATCHES, TEST_BATCH, META_FILE)
 # The format's images: 32x32 pixels, 3 channels; the network's input and the predict
 # pipeline's target size are this shape.
-IMAGE_SHAPE = (32, 32, 3)
 PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
 CHUNK = 1 << 20
 

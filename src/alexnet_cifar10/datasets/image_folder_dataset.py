@@ -10,7 +10,8 @@ import fsspec
 from kedro.io.core import AbstractDataset, DatasetError
 from kedro_datasets.partitions import PartitionedDataset
 
-from alexnet_cifar10.datasets.user_image_dataset import SAFE_FORMATS, UserImage, UserImageDataset
+from alexnet_cifar10.datasets.user_image_dataset import UserImageDataset
+from alexnet_cifar10.pictures import SAFE_FORMATS, UserImage
 
 
 def _hidden(partition: str) -> bool:

@@ -3,91 +3,33 @@
 kedro-datasets' ``pillow.ImageDataset`` hands the file to every decoder Pillow has (EPS
 among them, which runs the external Ghostscript program), decodes it whole under
 Pillow's default guard (images up to ~179 megapixels only raise a warning), and returns
-the first frame of an animation without saying so. This dataset, read-only:
-
-- refuses empty files and files over ``max_file_bytes`` before reading them;
-- tries only the decoders of the ``formats`` listed (``SAFE_FORMATS`` by default);
-- refuses images over ``max_pixels`` when their header is read, before decoding a pixel;
-- treats truncated data as an error (never padded with grey);
-- decodes the first frame only, and turns photos upright as their EXIF orientation says;
-- with ``draft_size``, lets the JPEG decoder scale a large photo down by 2, 4 or 8 while
-  both sides keep at least that many pixels (libjpeg's DCT scaling: a fraction of the
-  work and memory of decoding every pixel).
-
-Whatever goes wrong with a file becomes an ``ImageRefusedError`` whose message says why
-in a few words, so that a caller can record it and carry on with the next file.
+the first frame of an animation without saying so. This dataset, read-only, decodes with
+``pictures.decode_image`` (its limits are listed there) and refuses a file it cannot read
+before decoding it. A refused file is a ``DatasetError`` caused by an
+``ImageRefusedError`` whose message says why in a few words, so that a caller can record
+it and carry on with the next file.
 """
 
 from __future__ import annotations
 
-import io
-import re
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any
 
 from kedro.io.core import DatasetError, get_filepath_str
-from PIL import ExifTags, Image, ImageFile, ImageOps
 
 from alexnet_cifar10.datasets.atomic import FileVersionedDataset
-
-SAFE_FORMATS = ("BMP", "GIF", "JPEG", "PNG", "TIFF", "WEBP")
-# 64 megapixels: a 61-megapixel camera's photos pass; as RGBA, at most 256 MiB decoded.
-MAX_PIXELS = 64 * 2**20
-MAX_FILE_BYTES = 256 * 2**20
-_TEXT_PREFIX = 64
-
-
-class UserImage(NamedTuple):
-    """A decoded picture (first frame, upright) and what its file held."""
-
-    image: Image.Image
-    format: str
-    mode: str
-    size: tuple[int, int]
-    frames: int
-    rotated: bool
-
-
-class ImageRefusedError(DatasetError):
-    """A file that is not an image this project decodes; the message says why."""
-
-
-@contextmanager
-def _pillow_limits(max_pixels: int) -> Iterator[None]:
-    """Pillow's own guards, set explicitly while a file is decoded: an image over
-    ``max_pixels`` is an error as soon as its header is read, and so is truncated data.
-
-    Both are process-wide settings of Pillow, restored afterwards.
-    """
-    previous = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
-    Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = max_pixels, False
-    try:
-        with warnings.catch_warnings():
-            # Pillow only warns between its limit and twice it; here the limit is hard.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            yield
-    finally:
-        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = previous
-
-
-def _too_many_pixels(error: Exception, max_pixels: int) -> ImageRefusedError:
-    found = re.search(r"\((\d+) pixels\)", str(error))
-    size = f"{int(found.group(1)):,} pixels" if found else "its size"
-    return ImageRefusedError(
-        f"{size} is over the limit of {max_pixels:,} (max_pixels): not decoded "
-        "(a decompression bomb?)"
-    )
-
-
-def _looks_like_text(content: bytes) -> bool:
-    prefix = content[:_TEXT_PREFIX]
-    return prefix.isascii() and all(c.isprintable() or c in "\t\n\r" for c in prefix.decode())
+from alexnet_cifar10.pictures import (
+    MAX_FILE_BYTES,
+    MAX_PIXELS,
+    SAFE_FORMATS,
+    ImageRefusedError,
+    UserImage,
+    decode_image,
+)
 
 
 class UserImageDataset(FileVersionedDataset):
-    """Loads one image file as a ``UserImage``, or raises ``ImageRefusedError``.
+    """Loads one image file as a ``UserImage``, or refuses it (``ImageRefusedError``,
+    which Kedro raises as the cause of a ``DatasetError``).
 
     Example catalog entry (usually the ``dataset`` of an ``ImageFolderDataset``)::
 
@@ -141,46 +83,3 @@ class UserImageDataset(FileVersionedDataset):
         if len(content) > limit:
             raise ImageRefusedError(f"file grew over the limit of {limit:,} bytes while read")
         return content
-
-
-def decode_image(content: bytes, load_args: dict[str, Any]) -> UserImage:
-    """A file's bytes as a ``UserImage``, under the limits of ``load_args`` (the keys of
-    ``UserImageDataset.DEFAULT_LOAD_ARGS``), or an ``ImageRefusedError`` saying why."""
-    limit, max_pixels = load_args["max_file_bytes"], load_args["max_pixels"]
-    if not content:
-        raise ImageRefusedError("empty file (0 bytes)")
-    if len(content) > limit:
-        raise ImageRefusedError(
-            f"file of {len(content):,} bytes is over the limit of {limit:,} (max_file_bytes)"
-        )
-    with _pillow_limits(max_pixels):
-        try:
-            return _decode(content, load_args["formats"], load_args["draft_size"])
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise _too_many_pixels(error, max_pixels) from error
-
-
-def _decode(content: bytes, formats: list[str], draft_size: int | None) -> UserImage:
-    try:
-        image = Image.open(io.BytesIO(content), formats=formats)
-    except Image.UnidentifiedImageError as error:
-        hint = ": it holds text" if _looks_like_text(content) else ""
-        raise ImageRefusedError(
-            f"not an image in an accepted format ({', '.join(formats)}){hint}"
-        ) from error
-    try:
-        facts = (image.format, image.mode, image.size, getattr(image, "n_frames", 1))
-        if draft_size:  # a no-op for formats other than JPEG
-            image.draft(None, (draft_size,) * 2)
-        image.load()
-        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-        upright = ImageOps.exif_transpose(image) if orientation != 1 else image
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise
-    # Pillow's decoders fail on damaged or crafted data with many exception types
-    # (OSError, SyntaxError, ValueError, EOFError, struct.error...): whichever it is,
-    # this file is refused and the caller goes on with the next one.
-    except Exception as error:  # noqa: BLE001
-        reason = " ".join(str(error).split()) or type(error).__name__
-        raise ImageRefusedError(f"damaged {image.format} data: {reason}") from error
-    return UserImage(upright, *facts, rotated=orientation != 1)
