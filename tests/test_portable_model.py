@@ -52,9 +52,9 @@ def _request(project: Path) -> bytes:
     return split(rows)
 
 
-def _fresh_environment(folder: Path, requirements: Path) -> Path:
+def _fresh_environment(folder: Path, requirements: Path, env: dict[str, str]) -> Path:
     """A virtual environment with the model's requirements and nothing of this one."""
-    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, env=env)
     python = folder / "bin" / "python"
     install = subprocess.run(
         [
@@ -71,6 +71,7 @@ def _fresh_environment(folder: Path, requirements: Path) -> Path:
         text=True,
         check=False,
         timeout=900,
+        env=env,
     )
     if install.returncode and any(word in install.stderr for word in OFFLINE):
         pytest.skip(
@@ -89,18 +90,22 @@ def test_the_registered_model_answers_where_the_project_is_not_installed(
     requirements = Path(mlflow.pyfunc.get_model_dependencies(MODEL))
     assert not any("alexnet" in line for line in requirements.read_text().splitlines())
 
+    # Nothing of this environment's path: only what the fresh one installs.
+    clean = {
+        **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        "MLFLOW_TRACKING_URI": store,
+    }
     started = time.monotonic()
-    python = _fresh_environment(tmp_path / "venv", requirements)
+    python = _fresh_environment(tmp_path / "venv", requirements, clean)
     built = time.monotonic() - started
     for module in ABSENT:
         found = subprocess.run(
-            [str(python), "-c", f"import {module}"], capture_output=True, check=False
+            [str(python), "-c", f"import {module}"], capture_output=True, check=False, env=clean
         )
         assert found.returncode != 0, f"{module} is in the fresh environment"
 
     body = _request(project)
     (tmp_path / "request.json").write_bytes(body)
-    clean = {**os.environ, "MLFLOW_TRACKING_URI": store, "PYTHONPATH": ""}
     loaded = subprocess.run(
         [str(python), "-c", PREDICT, str(tmp_path / "request.json"), MODEL],
         cwd=tmp_path,
