@@ -177,10 +177,11 @@ class TrackingHook:
         self._run_id, self._catalog = run.info.run_id, catalog
         client = mlflow.MlflowClient()
         trains = MODEL in pipeline.all_outputs()
-        client.update_run(self._run_id, name=("" if trains else "evaluate ") + run_params["run_id"])
+        kind = "train" if trains else "tune" if "study" in pipeline.all_outputs() else "evaluate"
+        client.update_run(self._run_id, name=("" if trains else f"{kind} ") + run_params["run_id"])
         _close_runs_of_killed_processes(client, run.info.experiment_id)
         # Which process records the run: a later run closes it if that process was killed.
-        tags = {"run_kind": "train" if trains else "evaluate", "process": f"{HOST}:{os.getpid()}"}
+        tags = {"run_kind": kind, "process": f"{HOST}:{os.getpid()}"}
         if not trains and MODEL in pipeline.inputs():
             tags |= _labels(catalog, catalog.get(MODEL).resolve_load_version())
             version = tags.get("model_version")

@@ -8,11 +8,14 @@ line that names the key, the allowed values and the value given.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from alexnet_cifar10.corruptions import CORRUPTIONS
 from alexnet_cifar10.pictures import INPUT_SIZE
@@ -171,7 +174,7 @@ class Export(_Schema):
 
 def _alias(name: str) -> str:
     if name == "latest" or re.fullmatch(r"v\d+", name):
-        raise ValueError(f"'{name}' is reserved by MLflow's registry")
+        raise ValueError(f"a name other than MLflow's reserved '{name}'")
     return name
 
 
@@ -182,6 +185,53 @@ class Promote(_Schema):
     ]
     accuracy_tolerance: Annotated[float, Field(ge=0, le=1)]
     max_ece: Annotated[float, Field(gt=0, le=1)]
+
+
+def _storage(url: str) -> str:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError("not a database URL") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError("a sqlite:/// or postgresql:// URL")
+    if parsed.password is not None:
+        # The parameters are logged to MLflow: a password there would be published.
+        raise ValueError("a URL without a password (PostgreSQL reads PGPASSWORD or ~/.pgpass)")
+    return url
+
+
+class SearchDimension(_Schema):
+    """One training parameter's range (``low``, ``high``, ``log``, ``step``) or choices."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    step: Annotated[int | float, Field(gt=0)] | None = None
+    choices: Annotated[list[bool | int | float | str | None], Field(min_length=1)] | None = None
+
+
+class Sampler(_Schema):
+    name: Literal["tpe", "random"]
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None
+    startup_trials: Annotated[int, Field(ge=0)]
+
+
+class Pruner(_Schema):
+    name: Literal["median", "hyperband", "none"]
+    startup_trials: Annotated[int, Field(ge=0)]
+    warmup_epochs: Annotated[int, Field(ge=0)]
+
+
+class Tune(_Schema):
+    study_name: Annotated[str, Field(min_length=1)]
+    storage: Annotated[str, AfterValidator(_storage)]
+    n_trials: PositiveInt
+    subset_fraction: Annotated[float, Field(gt=0, le=1)]
+    epochs: Annotated[int, Field(ge=1, le=10_000)]
+    heartbeat_seconds: PositiveInt
+    sampler: Sampler
+    pruner: Pruner
+    search_space: Annotated[dict[str, SearchDimension], Field(min_length=1)]
 
 
 class LinearProbe(_Schema):
@@ -214,6 +264,7 @@ SECTIONS: dict[str, Any] = {
     "promote": Promote,
     "features": Features,
     "robustness": Robustness,
+    "tune": Tune,
 }
 
 
@@ -273,10 +324,13 @@ def _line(
         allowed = f"a mapping with the keys {sorted(schema.model_fields)}"
     elif kind in ("too_short", "string_too_short"):
         unit = "item(s)" if kind == "too_short" else "character(s)"
-        noun = "list" if kind == "too_short" else "string"
+        noun = (
+            "string" if kind != "too_short" else "mapping" if isinstance(value, Mapping) else "list"
+        )
         allowed = f"a {noun} of at least {context['min_length']} {unit}"
     else:
-        allowed = message.removeprefix("Input should be ")
+        # A custom check's ValueError says what the value must be.
+        allowed = message.removeprefix("Input should be ").removeprefix("Value error, ")
     return f"Parameter '{key}' must be {allowed}; got {value!r}."
 
 
@@ -338,7 +392,8 @@ _RULES: dict[str, Callable[[Any], list[str]]] = {
 }
 
 
-def _section_problems(name: str, value: Any) -> list[str]:
+def _section_problems(name: str, value: Any, *, rules: bool = True) -> list[str]:
+    """Lines for the schema's problems with one section, then for its rules' (``rules``)."""
     try:
         checked = _ADAPTERS[name].validate_python(value)
     except ValidationError as error:
@@ -346,7 +401,7 @@ def _section_problems(name: str, value: Any) -> list[str]:
             _line(e["type"], (name, *e["loc"]), e["msg"], e.get("input"), e.get("ctx"))
             for e in error.errors()
         ]
-    return _RULES[name](checked) if name in _RULES else []
+    return _RULES[name](checked) if rules and name in _RULES else []
 
 
 def parameter_problems(params: Mapping[str, Any], sections: Iterable[str]) -> list[str]:
@@ -358,6 +413,8 @@ def parameter_problems(params: Mapping[str, Any], sections: Iterable[str]) -> li
             problems.extend(_section_problems(name, params[name]))
         else:
             problems.append(_line("missing", (name,)))
+    if "tune" in sections and not problems:
+        problems.extend(search_space_problems(params["tune"], params["training"]))
     return problems
 
 
@@ -423,3 +480,142 @@ def override_problems(overrides: Mapping[str, Any]) -> list[str]:
         ):
             problems.append(_line("type", loc, "Input should be a valid list", value))
     return problems
+
+
+# --- the tune pipeline's search space: every trial's training must pass the schema ---------
+
+# Keys a search cannot vary: tune.epochs sets each trial's length, and a trial never
+# resumes another's training.
+_UNSEARCHABLE = ("epochs", "resume")
+_SCALARS = (bool, int, float, str)
+
+
+def _scalar_paths(schema: Any, prefix: tuple[str, ...] = ()) -> Iterator[str]:
+    for name, field in schema.model_fields.items():
+        inner = _unwrap(field.annotation)
+        if _is_schema(inner):
+            yield from _scalar_paths(inner, (*prefix, name))
+        elif get_origin(inner) is not list:
+            yield ".".join((*prefix, name))
+
+
+def number_kind(key: str) -> type | None:
+    """``int`` or ``float`` for a numeric training parameter ``key``, else None."""
+    schema = _schema_at(("training", *key.split(".")))
+    kinds = [_unwrap(arg) for arg in (get_args(schema) or (schema,))]
+    return next((kind for kind in (float, int) if kind in kinds), None)
+
+
+def with_values(training: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``training`` with each dotted key of ``values`` set."""
+    result = _copy(training)
+    for key, value in values.items():
+        *parents, leaf = key.split(".")
+        target = result
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return result
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _copy(item) for key, item in value.items()}
+    return [_copy(item) for item in value] if isinstance(value, list) else value
+
+
+def trial_training(
+    training: Mapping[str, Any], tune: Mapping[str, Any], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The training parameters of one trial: ``values`` set, ``tune.epochs`` long, never
+    resuming (a trial's resume point would be another trial's)."""
+    fixed = {"epochs": tune["epochs"], "resume.enabled": False}
+    return with_values(training, {**fixed, **values})
+
+
+def search_space(tune: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``tune.search_space`` with the schema's defaults filled in (``log``, ``step``)."""
+    return {
+        key: SearchDimension.model_validate(dimension).model_dump()
+        for key, dimension in tune["search_space"].items()
+    }
+
+
+def _range_problems(name: str, key: str, dimension: Mapping[str, Any]) -> list[str]:
+    low, high, step = dimension.get("low"), dimension.get("high"), dimension.get("step")
+    if number_kind(key) is None:
+        return [f"{name}' must use choices: training.{key} is not a number; got a range."]
+    if low is None or high is None or not low < high:
+        return [f"{name}.high' must be above low ({low!r}); got {high!r}."]
+    if dimension["log"] and low <= 0:
+        return [f"{name}.low' must be above 0 with log: true; got {low!r}."]
+    if dimension["log"] and step is not None:
+        return [f"{name}.step' must be null with log: true; got {step!r}."]
+    return []
+
+
+def _dimension_problems(key: str, dimension: Mapping[str, Any]) -> list[str]:
+    name = f"Parameter 'tune.search_space.{key}"
+    if key.split(".", maxsplit=1)[0] in _UNSEARCHABLE:
+        return [f"{name}' cannot be searched: tune.epochs sets every trial's length."]
+    searchable = sorted(
+        path for path in _scalar_paths(Training) if path.split(".")[0] not in _UNSEARCHABLE
+    )
+    if key not in searchable:
+        return [
+            f"{name}' must name one training parameter (a number, a flag or a name), such "
+            f"as optimizer.learning_rate; known: {searchable}."
+        ]
+    ranged = dimension.get("low") is not None or dimension.get("high") is not None
+    if ranged == (dimension.get("choices") is not None):
+        return [f"{name}' must have either low and high, or choices; got {dict(dimension)}."]
+    return _range_problems(name, key, dimension) if ranged else []
+
+
+def _candidates(dimension: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    if dimension.get("choices") is not None:
+        return [(f"choices[{i}]", value) for i, value in enumerate(dimension["choices"])]
+    return [("low", dimension["low"]), ("high", dimension["high"])]
+
+
+def _bound_problems(
+    key: str, dimension: Mapping[str, Any], tune: Mapping[str, Any], training: Mapping[str, Any]
+) -> list[str]:
+    """The schema's lines for each bound or choice of one dimension, set alone."""
+    problems = []
+    for where, value in _candidates(dimension):
+        trial = trial_training(training, tune, {key: value})
+        for line in _section_problems("training", trial, rules=False):
+            if line.startswith(f"Parameter 'training.{key}' "):
+                problems.append(
+                    line.replace(f"training.{key}'", f"tune.search_space.{key}.{where}'")
+                )
+    return problems
+
+
+def search_space_problems(tune: Mapping[str, Any], training: Mapping[str, Any]) -> list[str]:
+    """One line per search-space dimension that could give a trial a training the schema
+    refuses: an unknown key, a bad range, a value out of bounds; then one per rule spanning
+    several keys that a combination of bounds and choices breaks."""
+    space, problems = search_space(tune), []
+    for key, dimension in space.items():
+        problems += _dimension_problems(key, dimension) or _bound_problems(
+            key, dimension, tune, training
+        )
+    if problems:
+        return problems
+    base = set(_section_problems("training", trial_training(training, tune, {})))
+    combined: dict[str, str] = {}
+    options = [[(key, value) for _, value in _candidates(dim)] for key, dim in space.items()]
+    for combination in itertools.product(*options):
+        for line in _section_problems(
+            "training", trial_training(training, tune, dict(combination))
+        ):
+            rule = line.partition(" must ")[0]
+            if line not in base and rule not in combined:
+                values = ", ".join(f"{key}={value!r}" for key, value in combination)
+                combined[rule] = (
+                    f"Parameter 'tune.search_space' lets a trial combine {values}, which "
+                    f"training refuses: {line}"
+                )
+    return list(combined.values())

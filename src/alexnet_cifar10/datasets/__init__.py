@@ -8,6 +8,7 @@ from alexnet_cifar10.datasets.kedro_datasets_atomic import (
     JSONDataset,
     MatplotlibDataset,
     ParquetDataset,
+    YAMLDataset,
 )
 from alexnet_cifar10.datasets.keras_model_dataset import KerasModelDataset, TrainedModelDataset
 from alexnet_cifar10.datasets.npz_dataset import NpzDataset
@@ -33,4 +34,5 @@ __all__ = [
     "TrainedModelDataset",
     "UserImage",
     "UserImageDataset",
+    "YAMLDataset",
 ]

@@ -6,6 +6,7 @@ from kedro_datasets.json import JSONDataset as _JSONDataset
 from kedro_datasets.matplotlib import MatplotlibDataset as _MatplotlibDataset
 from kedro_datasets.pandas import CSVDataset as _CSVDataset
 from kedro_datasets.pandas import ParquetDataset as _ParquetDataset
+from kedro_datasets.yaml import YAMLDataset as _YAMLDataset
 
 from alexnet_cifar10.datasets.atomic import AtomicVersionMixin
 
@@ -24,3 +25,7 @@ class MatplotlibDataset(AtomicVersionMixin, _MatplotlibDataset):
 
 class ParquetDataset(AtomicVersionMixin, _ParquetDataset):
     """``pandas.ParquetDataset`` with crash-safe versioned saves (single files)."""
+
+
+class YAMLDataset(AtomicVersionMixin, _YAMLDataset):
+    """``yaml.YAMLDataset`` with crash-safe versioned saves."""

@@ -67,6 +67,21 @@ def split_indices(data: CIFAR10Data, params: dict[str, Any], seed: int) -> dict[
     return {"train": train, "validation": validation, "test": test}
 
 
+def take_fraction(
+    split: dict[str, np.ndarray], fraction: float, seed: int
+) -> dict[str, np.ndarray]:
+    """A seeded, stratified ``fraction`` of an encoded split (the whole split at 1)."""
+    if fraction == 1:
+        return split
+    labels = split["labels"].argmax(axis=1)
+    rng = np.random.default_rng(seed)
+    taken = _subset(np.arange(len(labels)), labels, fraction, rng, stratify=True)[1]
+    logger.info(
+        "Kept %d of %d images (%.0f%%, stratified)", len(taken), len(labels), 100 * fraction
+    )
+    return {key: value[taken] for key, value in split.items()}
+
+
 def _encode(
     images: np.ndarray, labels: np.ndarray, index: np.ndarray, num_classes: int
 ) -> dict[str, np.ndarray]:
