@@ -82,7 +82,7 @@ def test_an_unknown_key_is_named_with_the_known_ones(base_params: dict) -> None:
     assert parameter_problems(params, SECTIONS) == [
         "Parameter 'trainig' is not a parameter of this project (known: ['class_names', "
         "'data_processing', 'evaluate', 'export', 'features', 'predict', 'promote', "
-        "'robustness', 'run_label', 'seed', 'serve', 'training']).",
+        "'robustness', 'run_label', 'seed', 'serve', 'training', 'tune']).",
         "Parameter 'training.epoch' is not a parameter of this project (known: ['augmentation',"
         " 'batch_size', 'distribution', 'epochs', 'jit_compile', 'label_smoothing', 'loss', "
         "'lr_schedule', 'model', 'optimizer', 'precision', 'progress_seconds', 'resume']).",
