@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from kedro.config import OmegaConfigLoader
 
+from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
+
 # The helper modules (kedro_cli, synthetic_cifar, browser) sit beside this file.
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -79,7 +81,8 @@ def tracked_project(tracked_runs: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def base_params() -> dict:
     """The project's default (recipe) parameters from conf/base."""
-    loader = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="base")
+    args = {**CONFIG_LOADER_ARGS, "default_run_env": CONFIG_LOADER_ARGS["base_env"]}
+    loader = OmegaConfigLoader(str(REPO / "conf"), **args)
     return loader["parameters"]
 
 

@@ -408,3 +408,102 @@ def test_dotted_keys_the_schema_does_not_know_are_left_to_the_schema_check() -> 
         )
         == []
     )
+
+
+def _space_problems(base_params: dict, space: dict, **tune: object) -> list[str]:
+    params = {**base_params, "tune": {**base_params["tune"], **tune, "search_space": space}}
+    return parameter_problems(params, ["tune", "training"])
+
+
+def test_every_bad_dimension_of_a_search_space_is_one_line(base_params: dict) -> None:
+    space = {
+        "model.dropout": {"low": 0.2, "high": 1.5},
+        "optimizer.learning_rate": {"low": -1.0, "high": 0.1, "log": True},
+        "batch_size": {"low": 8.5, "high": 64},
+        "label_smoothing": {"low": 0.2, "high": 0.1},
+        "optimizer.name": {"choices": ["adam", "nadam"]},
+        "precision": {"low": 1, "high": 2},
+        "epochs": {"low": 1, "high": 3},
+        "dropout": {"choices": [0.1]},
+        "augmentation.enabled": {"low": 0, "high": 1, "choices": [True]},
+    }
+    problems = _space_problems(base_params, space)
+    assert problems[:6] == [
+        "Parameter 'tune.search_space.model.dropout.high' must be less than 1; got 1.5.",
+        "Parameter 'tune.search_space.optimizer.learning_rate.low' must be above 0 with log: "
+        "true; got -1.0.",
+        "Parameter 'tune.search_space.batch_size.low' must be a valid integer; got 8.5.",
+        "Parameter 'tune.search_space.label_smoothing.high' must be above low (0.2); got 0.1.",
+        "Parameter 'tune.search_space.optimizer.name.choices[1]' must be 'adam', 'adamw', "
+        "'sgd' or 'rmsprop'; got 'nadam'.",
+        "Parameter 'tune.search_space.precision' must use choices: training.precision is not "
+        "a number; got a range.",
+    ]
+    assert problems[6] == (
+        "Parameter 'tune.search_space.epochs' cannot be searched: tune.epochs sets every "
+        "trial's length."
+    )
+    assert problems[7].startswith(
+        "Parameter 'tune.search_space.dropout' must name one training parameter (a number, a "
+        "flag or a name), such as optimizer.learning_rate; known: ['augmentation.cutout',"
+    )
+    assert problems[8].startswith(
+        "Parameter 'tune.search_space.augmentation.enabled' must have either low and high, or "
+        "choices; got"
+    )
+    assert len(problems) == len(space)
+
+
+def test_a_search_space_that_combines_into_a_refused_training_is_named(
+    base_params: dict,
+) -> None:
+    space = {
+        "optimizer.name": {"choices": ["adam", "adamw"]},
+        "optimizer.weight_decay": {"low": 1.0e-5, "high": 1.0e-2, "log": True},
+    }
+    assert _space_problems(base_params, space) == [
+        "Parameter 'tune.search_space' lets a trial combine optimizer.name='adam', "
+        "optimizer.weight_decay=1e-05, which training refuses: Parameter "
+        "'training.optimizer.weight_decay' must be null unless training.optimizer.name is "
+        "adamw or sgd; got 1e-05."
+    ]
+    # The optimizers that take weight decay: every combination is a valid training.
+    space["optimizer.name"] = {"choices": ["adamw", "sgd"]}
+    assert _space_problems(base_params, space) == []
+
+
+def test_a_warmup_as_long_as_a_trial_is_refused(base_params: dict) -> None:
+    space = {"lr_schedule.warmup_epochs": {"low": 0.0, "high": 3.0}}
+    assert _space_problems(base_params, space, epochs=3) == [
+        "Parameter 'tune.search_space' lets a trial combine lr_schedule.warmup_epochs=3.0, "
+        "which training refuses: Parameter 'training.lr_schedule.warmup_epochs' must be "
+        "below training.epochs (3); got 3.0."
+    ]
+    assert _space_problems(base_params, space, epochs=4) == []
+
+
+@pytest.mark.parametrize(
+    ("storage", "line"),
+    [
+        (
+            "postgresql://optuna:secret@db.example.org/optuna",
+            "Parameter 'tune.storage' must be a URL without a password (PostgreSQL reads "
+            "PGPASSWORD or ~/.pgpass); got 'postgresql://optuna:secret@db.example.org/optuna'.",
+        ),
+        (
+            "mysql://optuna@db/optuna",
+            "Parameter 'tune.storage' must be a sqlite:/// or postgresql:// URL; got "
+            "'mysql://optuna@db/optuna'.",
+        ),
+        (
+            "data/optuna.db",
+            "Parameter 'tune.storage' must be a sqlite:/// or postgresql:// URL; got "
+            "'data/optuna.db'.",
+        ),
+    ],
+)
+def test_a_storage_is_a_database_url_without_a_password(
+    base_params: dict, storage: str, line: str
+) -> None:
+    params = {**base_params, "tune": {**base_params["tune"], "storage": storage}}
+    assert parameter_problems(params, ["tune"]) == [line]

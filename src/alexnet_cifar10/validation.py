@@ -191,7 +191,7 @@ def _storage(url: str) -> str:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ValueError("not a database URL") from None
+        raise ValueError("a sqlite:/// or postgresql:// URL") from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ValueError("a sqlite:/// or postgresql:// URL")
     if parsed.password is not None:

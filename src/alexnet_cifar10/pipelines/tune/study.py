@@ -6,15 +6,17 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
+from filelock import FileLock
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from alexnet_cifar10.pipelines.training.nodes import TrainingDivergedError, build_model, train_model
 from alexnet_cifar10.validation import (
@@ -73,21 +75,32 @@ def quiet() -> Iterator[None]:
         yield
 
 
+def _storage(tune: Mapping[str, Any]) -> optuna.storages.RDBStorage:
+    """The storage, with heartbeats; its tables created by one worker at a time."""
+    url, heartbeat = _url(tune["storage"]), tune["heartbeat_seconds"]
+    database = make_url(url).database
+    # Workers that start together on a new SQLite file would both create its tables.
+    lock = FileLock(f"{database}.lock") if url.startswith("sqlite") and database else nullcontext()
+    storage = partial(
+        optuna.storages.RDBStorage, url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat
+    )
+    with quiet(), lock:
+        try:
+            return storage()
+        except IntegrityError:  # a worker on another machine created them meanwhile
+            return storage()
+
+
 def open_study(tune: Mapping[str, Any]) -> optuna.Study:
     """The study ``tune.study_name`` in ``tune.storage``, created if new; its running
     trials send heartbeats, and the next trial records those without one as failed."""
     # Optuna's lines (trial finished, pruned, failed) through the run's logging.
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
-    heartbeat = tune["heartbeat_seconds"]
     try:
-        with quiet():
-            storage = optuna.storages.RDBStorage(
-                _url(tune["storage"]), heartbeat_interval=heartbeat, grace_period=2 * heartbeat
-            )
         return optuna.create_study(
             study_name=tune["study_name"],
-            storage=storage,
+            storage=_storage(tune),
             sampler=_sampler(tune["sampler"]),
             pruner=_pruner(tune["pruner"], tune["epochs"]),
             direction="maximize",
