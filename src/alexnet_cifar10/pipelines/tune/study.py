@@ -59,8 +59,9 @@ def _sampler(params: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
 
 def _pruner(params: Mapping[str, Any], epochs: int) -> optuna.pruners.BasePruner:
     if params["name"] == "median":
+        # Steps are epochs from 1; Optuna may prune from step n_warmup_steps on.
         return optuna.pruners.MedianPruner(
-            n_startup_trials=params["startup_trials"], n_warmup_steps=params["warmup_epochs"]
+            n_startup_trials=params["startup_trials"], n_warmup_steps=params["warmup_epochs"] + 1
         )
     if params["name"] == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
