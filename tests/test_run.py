@@ -199,7 +199,7 @@ def test_a_mistyped_pipeline_name_lists_the_pipelines(project: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "Error: No pipeline named 'evalute'; the pipelines are: __default__, data_processing, "
-        "evaluate, export, features, predict, promote, robustness, training."
+        "evaluate, export, features, predict, promote, robustness, training, tune."
     ]
 
 

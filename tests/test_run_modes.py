@@ -321,7 +321,7 @@ DATASETS = (
 )
 PIPELINES = (
     "__default__, data_processing, evaluate, export, features, predict, promote, robustness, "
-    "training"
+    "training, tune"
 )
 MISTYPED = [
     (["--nodes", "trian_model"], f"No node named 'trian_model'; the nodes are: {NODES}."),
