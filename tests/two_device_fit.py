@@ -34,6 +34,7 @@ from synthetic_cifar import CLASS_NAMES, make_split
 from alexnet_cifar10.datasets import KerasModelDataset
 from alexnet_cifar10.pipelines.training.nodes import build_model, train_model
 from alexnet_cifar10.provenance import TrainedModel
+from alexnet_cifar10.settings import CONFIG_LOADER_ARGS
 
 SEED = 0
 CONTEXT = {"kedro_env": "two devices"}
@@ -79,7 +80,8 @@ def main(out: Path) -> None:
     lines = Lines()
     logging.getLogger("alexnet_cifar10").addHandler(lines)
     logging.getLogger("alexnet_cifar10").setLevel(logging.INFO)
-    params = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="base")
+    args = {**CONFIG_LOADER_ARGS, "default_run_env": CONFIG_LOADER_ARGS["base_env"]}
+    params = OmegaConfigLoader(str(REPO / "conf"), **args)
     training = params["parameters"]["training"]
     # Two steps of global batch 16 (two epochs of one batch) of plain SGD without dropout:
     # the two fits' weights then differ by the rounding of the gradients' sums alone, on
