@@ -85,7 +85,7 @@ def test_producers_name_the_pipeline_that_makes_each_dataset() -> None:
     assert made_by["test_metrics"] == "evaluate"
     assert made_by["user_predictions"] == made_by["contact_sheet"] == "predict"
     assert made_by["embeddings"] == made_by["linear_probe_metrics"] == "features"
-    assert "cifar10_raw" not in made_by and "user_images" not in made_by
+    assert "raw_images" not in made_by and "user_images" not in made_by
 
 
 def test_preflight_stops_bad_parameters_with_one_line_each(
@@ -213,7 +213,7 @@ def test_preflight_fetches_the_raw_data_or_says_where_to_put_it(
     catalog = DataCatalog(
         datasets={
             "parameters": MemoryDataset(base_params),
-            "cifar10_raw": CIFAR10Dataset(path=str(tmp_path / "raw"), download=False),
+            "raw_images": CIFAR10Dataset(path=str(tmp_path / "raw"), download=False),
         }
     )
     with pytest.raises(MissingInputError) as stop:

@@ -312,7 +312,7 @@ NODES = (
     "tracked_scores, train_model, training_curves"
 )
 DATASETS = (
-    "accuracy_plot, calibration_metrics, champion, cifar10_raw, confusion_matrix_plot, "
+    "accuracy_plot, calibration_metrics, champion, raw_images, confusion_matrix_plot, "
     "dataset_report, export_parity, loss_plot, model, model_input_test, model_input_train, "
     "model_input_validation, model_summary, onnx_model, promotion_report, "
     "reliability_diagram, run_context, sample_images, served_model, temperature, "

@@ -31,14 +31,16 @@ WRONG_TOP_LEVEL = [
     (
         "data_processing",
         3,
-        "Parameter 'data_processing' must be a mapping with the keys ['sample_images_per_class',"
-        " 'stratify', 'subset_fraction', 'validation_fraction']; got 3.",
+        "Parameter 'data_processing' must be a mapping with the keys ['resize', "
+        "'sample_images_per_class', 'stratify', 'subset_fraction', 'test_fraction', "
+        "'validation_fraction']; got 3.",
     ),
     (
         "training",
         "fast",
         "Parameter 'training' must be a mapping with the keys ['augmentation', 'batch_size', "
-        "'distribution', 'epochs', 'jit_compile', 'label_smoothing', 'loss', 'lr_schedule', "
+        "'class_weight', 'distribution', 'epochs', 'fine_tune', 'jit_compile', "
+        "'label_smoothing', 'loss', 'lr_schedule', "
         "'model', 'optimizer', 'precision', 'progress_seconds', 'resume']; got 'fast'.",
     ),
     (
@@ -84,7 +86,8 @@ def test_an_unknown_key_is_named_with_the_known_ones(base_params: dict) -> None:
         "'data_processing', 'evaluate', 'export', 'features', 'predict', 'promote', "
         "'robustness', 'run_label', 'seed', 'serve', 'training', 'tune']).",
         "Parameter 'training.epoch' is not a parameter of this project (known: ['augmentation',"
-        " 'batch_size', 'distribution', 'epochs', 'jit_compile', 'label_smoothing', 'loss', "
+        " 'batch_size', 'class_weight', 'distribution', 'epochs', 'fine_tune', 'jit_compile', "
+        "'label_smoothing', 'loss', "
         "'lr_schedule', 'model', 'optimizer', 'precision', 'progress_seconds', 'resume']).",
     ]
 
@@ -97,8 +100,8 @@ def test_an_unknown_key_deep_down_is_named_with_its_neighbours(base_params: dict
         "Parameter 'training.model.conv_layers[0].filter' is not a parameter of this project "
         "(known: ['batch_norm', 'filters', 'kernel_size', 'pool', 'strides']).",
         "Parameter 'training.model.dropuot' is not a parameter of this project (known: "
-        "['batch_norm_momentum', 'conv_layers', 'dense_units', 'dropout', 'pool_size', "
-        "'pool_strides']).",
+        "['batch_norm_momentum', 'conv_layers', 'dense_units', 'dropout', 'input_size', "
+        "'pool_size', 'pool_strides']).",
     ]
 
 

@@ -26,6 +26,7 @@ from kedro.framework.project import pipelines, settings
 from kedro.io import DatasetError
 from kedro.pipeline import Pipeline
 from kedro.utils import find_kedro_project, load_obj
+from omegaconf.errors import InterpolationResolutionError
 
 from alexnet_cifar10.distribution import ClusterError
 from alexnet_cifar10.pipeline_registry import UnknownPipelineError, check_pipeline_names
@@ -110,6 +111,11 @@ def _run(**options: Any) -> Any:
     except yaml.YAMLError as error:
         # Malformed YAML, a Python tag, an alias bomb (OmegaConf caps what aliases expand to).
         line = " ".join(str(error).split())
+        raise click.ClickException(f"Configuration refused: {line}") from error
+    except InterpolationResolutionError as error:
+        # A resolver's refusal (`${image_classes:...}` on a folder without classes): its
+        # message, without OmegaConf's lines on where in the configuration it was.
+        line = str(error).splitlines()[0].split(" raised while resolving interpolation: ")[-1]
         raise click.ClickException(f"Configuration refused: {line}") from error
     except TypeError as error:
         # Kedro cannot merge a --params list where the configuration has a mapping.

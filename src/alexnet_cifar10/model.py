@@ -99,7 +99,8 @@ def build_alexnet(
 ) -> keras.Model:
     """Build the network described by ``params`` (see ``parameters_training.yml``;
     ``alexnet_cifar10.validation.Network`` says what they may hold)."""
-    inputs = keras.Input(shape=IMAGE_SHAPE, dtype="uint8", name="image")
+    side = params["input_size"]
+    inputs = keras.Input(shape=(side, side, IMAGE_SHAPE[2]), dtype="uint8", name="image")
     x = layers.Rescaling(1.0 / 255, dtype=dtype_policy, name="scale_to_unit")(inputs)
     if augmentation and augmentation["enabled"]:
         x = RandomCropFlip(
@@ -149,6 +150,43 @@ def build_alexnet(
         num_classes, activation="softmax", dtype="float32", name="probabilities"
     )(x)
     return keras.Model(inputs, outputs, name="alexnet_cifar10")
+
+
+# The base that fine-tuning carries over from a trained model: the convolutions and their
+# BatchNorm. The dense layers and the softmax are the head, built new for the new classes.
+BASE_LAYERS = (layers.Conv2D, layers.BatchNormalization)
+
+
+def carry_base(source: keras.Model, target: keras.Model) -> list[str]:
+    """Copy the base layers' weights of ``source`` into ``target``'s layers of the same
+    names; return their names. ``ValueError`` (saying which) where a layer is missing or
+    its weights differ in shape."""
+    carried = []
+    for layer in target.layers:
+        if not isinstance(layer, BASE_LAYERS):
+            continue
+        found = {other.name: other for other in source.layers}.get(layer.name)
+        shapes = [tuple(w.shape) for w in layer.weights]
+        theirs = [tuple(w.shape) for w in found.weights] if found is not None else None
+        if theirs != shapes:
+            raise ValueError(
+                f"layer '{layer.name}' has weights {shapes} here, "
+                f"{theirs or 'no such layer'} in the trained model"
+            )
+        layer.set_weights(found.get_weights())
+        carried.append(layer.name)
+    return carried
+
+
+def set_phase(model: keras.Model, phase: str) -> None:
+    """Fine-tuning's phases: ``head``, the base frozen; ``all``, every layer trained but
+    BatchNorm, kept frozen so that it stays in inference mode (its moving statistics from
+    the trained model, as the keras-io transfer-learning guide does)."""
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.trainable = False
+        elif isinstance(layer, BASE_LAYERS):
+            layer.trainable = phase == "all"
 
 
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}

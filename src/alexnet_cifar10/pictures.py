@@ -187,9 +187,10 @@ def to_rgb(image: Image.Image, background: list[int]) -> tuple[Image.Image, str 
         raise ImageRefusedError(f"pixel mode {mode} has no conversion to RGB") from error
 
 
-def fit_to_input(image: Image.Image, resize: dict[str, Any]) -> Image.Image:
-    """The RGB picture brought to the network's 32x32 by the ``fit`` policy."""
-    size, method = (INPUT_SIZE, INPUT_SIZE), RESAMPLING[resize["resample"]]
+def fit_to_input(image: Image.Image, resize: dict[str, Any], side: int = INPUT_SIZE) -> Image.Image:
+    """The RGB picture brought to the network's square input (32x32: CIFAR-10's) by the
+    ``fit`` policy."""
+    size, method = (side, side), RESAMPLING[resize["resample"]]
     if resize["fit"] == "crop":
         return ImageOps.fit(image, size, method=method)
     if resize["fit"] == "pad":
@@ -198,9 +199,9 @@ def fit_to_input(image: Image.Image, resize: dict[str, Any]) -> Image.Image:
 
 
 def _prepare_one(
-    load: Callable[[], UserImage], resize: dict[str, Any]
+    load: Callable[[], UserImage], resize: dict[str, Any], side: int
 ) -> tuple[dict[str, str], np.ndarray | None]:
-    """One file's facts and status, and its 32x32 pixels unless it was refused."""
+    """One file's facts and status, and its side x side pixels unless it was refused."""
     try:
         photo = load()
         rgb, conversion = to_rgb(photo.image, resize["background"])
@@ -215,7 +216,7 @@ def _prepare_one(
         "original_size": f"{photo.size[0]}x{photo.size[1]}",
         "original_mode": photo.mode,
     }
-    return facts, np.asarray(fit_to_input(rgb, resize), dtype=np.uint8)
+    return facts, np.asarray(fit_to_input(rgb, resize, side), dtype=np.uint8)
 
 
 def _log_progress(done: int, total: int, refused: int) -> None:
@@ -225,17 +226,17 @@ def _log_progress(done: int, total: int, refused: int) -> None:
 
 
 def prepare_images(
-    images: dict[str, Callable[[], UserImage]], resize: dict[str, Any]
+    images: dict[str, Callable[[], UserImage]], resize: dict[str, Any], side: int = INPUT_SIZE
 ) -> dict[str, np.ndarray]:
     """Decode, convert and resize every file of the folder; say how, or why not."""
     rows, pixels = [], []
     for done, name in enumerate(sorted(images), start=1):
-        facts, array = _prepare_one(images[name], resize)
+        facts, array = _prepare_one(images[name], resize, side)
         rows.append({"file_name": name, "format": "", "original_size": "", "original_mode": ""})
         rows[-1].update(facts)
         pixels += [array] if array is not None else []
         _log_progress(done, len(images), done - len(pixels))
     table = {key: np.array([row[key] for row in rows]) for key in rows[0]}
-    empty = np.zeros((0, INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+    empty = np.zeros((0, side, side, 3), np.uint8)
     accepted = ~np.char.startswith(table["status"], REFUSED)
     return {**table, "accepted": accepted, "images": np.stack(pixels) if pixels else empty}

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from kedro.utils import find_kedro_project
 
+from alexnet_cifar10 import labelled
 from alexnet_cifar10.hooks import GracefulStopHook, PreflightHook
 from alexnet_cifar10.tracking import TrackingHook
 
@@ -29,5 +30,6 @@ CONFIG_LOADER_ARGS = {
     # kedro-mlflow's configuration file (its hook adds the pattern too, after the project's
     # PreflightHook has read it).
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
-    "custom_resolvers": {"project_root": _project_root},
+    # `${image_classes:<folder>}`: a labelled folder's class names (conf/labelled).
+    "custom_resolvers": {"project_root": _project_root, "image_classes": labelled.class_names},
 }

@@ -47,6 +47,9 @@ class ConvLayer(_Schema):
 
 
 class Network(_Schema):
+    # The side of the network's square input, in pixels: CIFAR-10's 32, or a labelled
+    # folder's pictures resized to it (data_processing.resize).
+    input_size: Annotated[int, Field(ge=8, le=1024)]
     conv_layers: Annotated[list[ConvLayer], Field(min_length=1)]
     pool_size: PositiveInt
     pool_strides: PositiveInt
@@ -86,6 +89,18 @@ class Resume(_Schema):
     backup_dir: Annotated[str, Field(min_length=1)]
 
 
+class FitPhase(_Schema):
+    epochs: Annotated[int, Field(ge=1, le=10_000)]
+    learning_rate: Annotated[float, Field(gt=0)]
+
+
+class FineTune(_Schema):
+    # `from` in the parameters (a Python keyword).
+    source: Annotated[Annotated[str, Field(min_length=1)] | None, Field(alias="from")]
+    head: FitPhase
+    all_layers: FitPhase
+
+
 class Training(_Schema):
     model: Network
     augmentation: Augmentation
@@ -93,6 +108,8 @@ class Training(_Schema):
     lr_schedule: LearningRateSchedule
     loss: Literal["categorical_crossentropy", "categorical_focal_crossentropy"]
     label_smoothing: Fraction
+    class_weight: Literal["none", "balanced"]
+    fine_tune: FineTune
     epochs: Annotated[int, Field(ge=1, le=10_000)]
     batch_size: BatchSize
     distribution: Literal["one_device", "data_parallel"]
@@ -102,8 +119,19 @@ class Training(_Schema):
     progress_seconds: Annotated[float, Field(gt=0)]
 
 
+ColourLevel = Annotated[int, Field(ge=0, le=255)]
+
+
+class ResizePolicy(_Schema):
+    fit: Literal["crop", "pad", "stretch"]
+    resample: Literal["lanczos", "bicubic", "hamming", "bilinear", "box", "nearest"]
+    background: Annotated[list[ColourLevel], Field(min_length=3, max_length=3)]
+
+
 class DataProcessing(_Schema):
     validation_fraction: Annotated[float, Field(gt=0, lt=1)]
+    test_fraction: Annotated[float, Field(gt=0, lt=1)]
+    resize: ResizePolicy
     stratify: bool
     subset_fraction: Annotated[float, Field(gt=0, le=1)]
     sample_images_per_class: PositiveInt
@@ -122,15 +150,6 @@ class Evaluate(_Schema):
     batch_size: BatchSize
     test_time_augmentation: TestTimeAugmentation
     calibration: Calibration
-
-
-ColourLevel = Annotated[int, Field(ge=0, le=255)]
-
-
-class ResizePolicy(_Schema):
-    fit: Literal["crop", "pad", "stretch"]
-    resample: Literal["lanczos", "bicubic", "hamming", "bilinear", "box", "nearest"]
-    background: Annotated[list[ColourLevel], Field(min_length=3, max_length=3)]
 
 
 class ContactSheet(_Schema):
@@ -336,7 +355,7 @@ def _line(
 
 def _pool_plan(network: Network) -> list[str]:
     """Each pooling must still find a feature map at least as large as its window."""
-    size = INPUT_SIZE
+    size = network.input_size
     for index, conv in enumerate(network.conv_layers):
         size = -(-size // conv.strides)
         if not conv.pool:
@@ -376,6 +395,11 @@ def _training_rules(training: Training) -> list[str]:
         problems.append(
             "Parameter 'training.lr_schedule.warmup_epochs' must be below training.epochs "
             f"({training.epochs}); got {warmup!r}."
+        )
+    if training.fine_tune.source is not None and training.resume.enabled:
+        problems.append(
+            "Parameter 'training.resume.enabled' must be false when fine-tuning "
+            "(training.fine_tune.from is set); got True."
         )
     return problems + _pool_plan(training.model)
 

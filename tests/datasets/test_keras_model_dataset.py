@@ -28,6 +28,7 @@ TINY = {
     ],
     "pool_size": 3,
     "pool_strides": 2,
+    "input_size": 32,
     "batch_norm_momentum": 0.99,
     "dense_units": [8],
     "dropout": 0.5,
@@ -154,7 +155,7 @@ JAX_SCRIPT = textwrap.dedent(
     params = {
         "model": {"conv_layers": [{"filters": 4, "kernel_size": 3, "strides": 1,
                                    "pool": True, "batch_norm": True}],
-                  "pool_size": 3, "pool_strides": 2, "batch_norm_momentum": 0.99,
+                  "pool_size": 3, "pool_strides": 2, "batch_norm_momentum": 0.99, "input_size": 32,
                   "dense_units": [8], "dropout": 0.5},
         "augmentation": {"enabled": True, "pad": 4, "horizontal_flip": True, "cutout": 4},
         "optimizer": {"name": "adamw", "learning_rate": 0.001, "weight_decay": 0.0001,
@@ -165,6 +166,7 @@ JAX_SCRIPT = textwrap.dedent(
         "batch_size": 16, "distribution": "one_device", "precision": "float32",
         "jit_compile": "auto",
         "resume": {"enabled": False, "backup_dir": "unused"}, "progress_seconds": 30,
+        "class_weight": "none", "fine_tune": {"from": None},
     }
     untrained = build_model(
         params["model"], params["augmentation"], params["precision"], 0, list("abcdefghij")

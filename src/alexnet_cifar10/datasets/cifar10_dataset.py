@@ -110,7 +110,7 @@ class CIFAR10Dataset(AbstractDataset[None, CIFAR10Data]):
 
     Example catalog entry::
 
-        cifar10_raw:
+        raw_images:
           type: alexnet_cifar10.datasets.CIFAR10Dataset
           path: data/01_raw
           download: true

@@ -11,11 +11,24 @@ from kedro.io.core import AbstractDataset, DatasetError
 from kedro_datasets.partitions import PartitionedDataset
 
 from alexnet_cifar10.datasets.user_image_dataset import UserImageDataset
-from alexnet_cifar10.pictures import SAFE_FORMATS, UserImage
+from alexnet_cifar10.pictures import SAFE_FORMATS, ImageRefusedError, UserImage
 
 
 def _hidden(partition: str) -> bool:
     return any(part.startswith(".") for part in PurePosixPath(partition).parts)
+
+
+def _refused_if_unreadable(load: Callable[[], UserImage]) -> Callable[[], UserImage]:
+    """``load``, with a file the dataset could not load refused (its reason: the last line
+    of Kedro's message), so that a caller records it and goes on with the next file."""
+
+    def checked() -> UserImage:
+        try:
+            return load()
+        except DatasetError as error:
+            raise ImageRefusedError(str(error).splitlines()[-1]) from error
+
+    return checked
 
 
 class ImageFolderDataset(PartitionedDataset):
@@ -25,7 +38,8 @@ class ImageFolderDataset(PartitionedDataset):
     that a person fills: hidden files and folders (``.DS_Store``, ``.ipynb_checkpoints/``)
     are left out, and an empty or missing folder is a one-line error that says where to
     put the pictures. Loading returns ``{relative file path: load function}``; a file is
-    only read when its function is called.
+    only read when its function is called, and one it cannot read raises
+    ``ImageRefusedError`` saying why.
 
     Example catalog entry::
 
@@ -65,7 +79,11 @@ class ImageFolderDataset(PartitionedDataset):
             partitions = super().load()
         except DatasetError:  # kedro-datasets' "No partitions found"
             partitions = {}
-        visible = {name: load for name, load in partitions.items() if not _hidden(name)}
+        visible = {
+            name: _refused_if_unreadable(load)
+            for name, load in partitions.items()
+            if not _hidden(name)
+        }
         if not visible:
             raise DatasetError(self._nothing_to_read())
         return visible

@@ -17,7 +17,14 @@ from alexnet_cifar10.pipelines.data_processing.nodes import (
 )
 from alexnet_cifar10.validation import ParameterError
 
-PARAMS = {"validation_fraction": 0.2, "stratify": True, "subset_fraction": 1.0}
+RESIZE = {"fit": "crop", "resample": "lanczos", "background": [255, 255, 255]}
+PARAMS = {
+    "validation_fraction": 0.2,
+    "test_fraction": 0.2,
+    "stratify": True,
+    "subset_fraction": 1.0,
+    "resize": RESIZE,
+}
 
 
 @pytest.fixture
@@ -140,7 +147,8 @@ def test_one_hot_labels_round_trip_to_the_release_labels(labels: list[int], data
 
 def test_model_inputs_are_uint8_images_and_one_hot_labels(data: dict) -> None:
     split = split_indices(data, PARAMS, 0)
-    train, validation, test = build_model_inputs(data, PARAMS, 0, CLASS_NAMES)
+    train, validation, test, inventory = build_model_inputs(data, PARAMS, 0, CLASS_NAMES, 32)
+    assert inventory["refused"] == [] and inventory["classes"]["cat"] == {"files": 60, "refused": 0}
     assert train["images"].dtype == np.uint8 and train["images"].shape == (400, 32, 32, 3)
     assert train["labels"].shape == (400, 10) and train["labels"].dtype == np.float32
     np.testing.assert_array_equal(train["labels"].argmax(1), data["train_labels"][split["train"]])
@@ -152,7 +160,7 @@ def test_model_inputs_are_uint8_images_and_one_hot_labels(data: dict) -> None:
 def test_every_split_keeps_images_labels_and_official_indices_paired(data: dict) -> None:
     params = {**PARAMS, "subset_fraction": 0.5}
     split = split_indices(data, params, 3)
-    model_inputs = build_model_inputs(data, params, 3, CLASS_NAMES)
+    model_inputs = build_model_inputs(data, params, 3, CLASS_NAMES, 32)[:3]
     sources = ("train", "train", "test")
     names = ("train", "validation", "test")
     for name, inputs, source in zip(names, model_inputs, sources, strict=True):
@@ -165,7 +173,7 @@ def test_every_split_keeps_images_labels_and_official_indices_paired(data: dict)
 
 def test_class_names_must_match_the_dataset(data: dict) -> None:
     with pytest.raises(ParameterError) as raised:
-        build_model_inputs(data, PARAMS, 0, CLASS_NAMES[::-1])
+        build_model_inputs(data, PARAMS, 0, CLASS_NAMES[::-1], 32)
     assert str(raised.value) == (
         f"Parameter 'class_names' {CLASS_NAMES[::-1]} does not match the dataset's label "
         f"names {CLASS_NAMES}; fix conf/base/parameters.yml."
@@ -173,8 +181,11 @@ def test_class_names_must_match_the_dataset(data: dict) -> None:
 
 
 def test_report_counts_and_channel_statistics(data: dict) -> None:
-    splits = build_model_inputs(data, PARAMS, 0, CLASS_NAMES)
+    *splits, inventory = build_model_inputs(data, PARAMS, 0, CLASS_NAMES, 32)
+    splits.insert(3, inventory)
     report = summarise_dataset(*splits, CLASS_NAMES, "SMOKE RUN")
+    assert report["raw"]["layout"] == "CIFAR-10 python release"
+    assert report["splits"]["train"]["imbalance"] == 1.0
     assert report["run_label"] == "SMOKE RUN"
     assert report["splits"]["train"]["images"] == 400
     assert set(report["splits"]["validation"]["class_counts"].values()) == {10}
@@ -202,25 +213,30 @@ def test_the_report_in_full() -> None:
         _split(np.zeros((1, 2, 4, 3), np.uint8), [1]),
         _split(test, [0, 2, 2, 1]),
     )
-    assert summarise_dataset(*splits, ["a", "b", "c"], "SMOKE RUN") == {
+    inventory = {"layout": "one folder per class", "refused": [{"file": "c/x.png"}]}
+    assert summarise_dataset(*splits, inventory, ["a", "b", "c"], "SMOKE RUN") == {
         "run_label": "SMOKE RUN",
+        "raw": inventory,
         "splits": {
             # Rounded to 6 decimals: 1/3, 1/5001 and their standard deviations.
             "train": {
                 "images": 5001,
                 "class_counts": {"a": 2501, "b": 2500, "c": 0},
+                "imbalance": 2501.0,
                 "channel_mean": [0.333333, 0.0002, 0.0],
                 "channel_std": [0.471405, 0.014139, 0.0],
             },
             "validation": {
                 "images": 1,
                 "class_counts": {"a": 0, "b": 1, "c": 0},
+                "imbalance": 1.0,
                 "channel_mean": [0.0] * 3,
                 "channel_std": [0.0] * 3,
             },
             "test": {
                 "images": 4,
                 "class_counts": {"a": 1, "b": 1, "c": 2},
+                "imbalance": 2.0,
                 "channel_mean": [0.5] * 3,
                 "channel_std": [0.5] * 3,
             },
@@ -231,7 +247,7 @@ def test_the_report_in_full() -> None:
 
 
 def test_sample_grid_has_a_row_per_class(data: dict) -> None:
-    train = build_model_inputs(data, PARAMS, 0, CLASS_NAMES)[0]
+    train = build_model_inputs(data, PARAMS, 0, CLASS_NAMES, 32)[0]
     figure = plot_sample_images(train, CLASS_NAMES, 4, "SMOKE RUN")
     axes = figure.get_axes()
     assert len(axes) == 40
@@ -249,7 +265,7 @@ def test_sample_grid_reads_as_a_table_of_pixels() -> None:
     with fewer training images than asked leaves the rest of its row empty."""
     images = np.arange(5 * 32 * 32 * 3, dtype=np.uint64).astype(np.uint8).reshape(5, 32, 32, 3)
     figure = plot_sample_images(_split(images, [0, 1, 0, 2, 1]), ["a", "b", "c"], 2, "TEST")
-    assert figure.get_suptitle() == "CIFAR-10 training images by class\nTEST"
+    assert figure.get_suptitle() == "Training images by class\nTEST"
     axes = figure.get_axes()
     assert [len(axis.get_images()) for axis in axes] == [1, 1, 1, 1, 1, 0]
     for axis in axes:

@@ -25,9 +25,12 @@ def test_pipeline_turns_a_release_into_model_inputs(tmp_path: Path) -> None:
     params = {
         "params:data_processing": {
             "validation_fraction": 0.2,
+            "test_fraction": 0.2,
             "stratify": True,
             "subset_fraction": 1.0,
+            "resize": {"fit": "crop", "resample": "lanczos", "background": [0, 0, 0]},
         },
+        "params:training.model.input_size": 32,
         "params:data_processing.sample_images_per_class": 2,
         "params:seed": 0,
         "params:class_names": CLASS_NAMES,
@@ -39,7 +42,7 @@ def test_pipeline_turns_a_release_into_model_inputs(tmp_path: Path) -> None:
     raw.load = lambda: reads.append(1) or load()
     catalog = DataCatalog(
         datasets={
-            "cifar10_raw": raw,
+            "raw_images": raw,
             **{name: MemoryDataset(value) for name, value in params.items()},
         }
     )
@@ -47,6 +50,7 @@ def test_pipeline_turns_a_release_into_model_inputs(tmp_path: Path) -> None:
         catalog[name] = NpzDataset(filepath=str(tmp_path / "out" / f"{name}.npz"))
     catalog["dataset_report"] = JSONDataset(filepath=str(tmp_path / "out" / "report.json"))
     catalog["sample_images"] = MemoryDataset()
+    catalog["raw_inventory"] = MemoryDataset()
     SequentialRunner().run(create_pipeline(), catalog)
     # Every image of every split comes with the release's own label for it, and its
     # index says where the release holds it (the 100 training images in batch file order).

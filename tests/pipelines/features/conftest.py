@@ -15,6 +15,7 @@ TINY = {
     ],
     "pool_size": 3,
     "pool_strides": 2,
+    "input_size": 32,
     "batch_norm_momentum": 0.99,
     "dense_units": [8, 6],
     "dropout": 0.5,

@@ -23,6 +23,7 @@ from alexnet_cifar10.pipelines.training.callbacks import (
     fit_callbacks,
     resume_dir,
 )
+from alexnet_cifar10.pipelines.training.fine_tuning import Phase
 from alexnet_cifar10.pipelines.training.nodes import (
     TrainingDivergedError,
     _fit,
@@ -228,7 +229,8 @@ def test_the_fit_shuffles_batches_quietly_with_the_callbacks(tiny_training: dict
     """Quiet: the node's own callbacks report progress, in a terminal or not."""
     train, validation = make_split(32), make_split(16, 1)
     model, callbacks = _RecordingModel(), [keras.callbacks.Callback()]
-    _fit(model, placement("one_device"), train, validation, tiny_training, callbacks)
+    phase = Phase("all", tiny_training["epochs"], tiny_training)
+    _fit(model, placement("one_device"), train, validation, phase, 0, callbacks)
     [((images, labels), kwargs)] = model.fits
     np.testing.assert_array_equal(images, train["images"])
     np.testing.assert_array_equal(labels, train["labels"])
@@ -236,8 +238,10 @@ def test_the_fit_shuffles_batches_quietly_with_the_callbacks(tiny_training: dict
     np.testing.assert_array_equal(validation_images, validation["images"])
     np.testing.assert_array_equal(validation_labels, validation["labels"])
     assert kwargs == {
+        "initial_epoch": 0,
         "epochs": 1,
         "batch_size": 16,
+        "class_weight": None,
         "shuffle": True,
         "callbacks": callbacks,
         "verbose": 0,

@@ -1,4 +1,5 @@
-"""The data_processing pipeline: raw CIFAR-10 to versioned model inputs and a report."""
+"""The data_processing pipeline: the raw labelled pictures (CIFAR-10, or a person's folder
+in the labelled environment) to versioned model inputs and a report."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -12,23 +13,24 @@ SPLITS = ["model_input_train", "model_input_validation", "model_input_test"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Split and one-hot encode CIFAR-10, then describe the splits."""
+    """Split and one-hot encode the raw pictures, then describe the splits."""
     return Pipeline(
         [
             Node(
                 build_model_inputs,
                 inputs=[
-                    "cifar10_raw",
+                    "raw_images",
                     "params:data_processing",
                     "params:seed",
                     "params:class_names",
+                    "params:training.model.input_size",
                 ],
-                outputs=SPLITS,
+                outputs=[*SPLITS, "raw_inventory"],
                 name="build_model_inputs",
             ),
             Node(
                 summarise_dataset,
-                inputs=[*SPLITS, "params:class_names", "params:run_label"],
+                inputs=[*SPLITS, "raw_inventory", "params:class_names", "params:run_label"],
                 outputs="dataset_report",
                 name="summarise_dataset",
             ),

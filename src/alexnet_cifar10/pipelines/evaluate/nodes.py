@@ -61,6 +61,8 @@ def predict_test_set(
             "confidence": probabilities.max(axis=1),
         }
     )
+    if "file_name" in test:  # a labelled folder's picture: where it is
+        frame.insert(1, "file_name", test["file_name"])
     columns = pd.DataFrame(probabilities, columns=[f"p_{name}" for name in names])
     return pd.concat([labelled(frame, model.labels), columns], axis=1)
 

@@ -16,12 +16,11 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from kedro.io import DatasetError
 from matplotlib.figure import Figure
 
 from alexnet_cifar10 import pictures
 from alexnet_cifar10.inference import prediction_table
-from alexnet_cifar10.pictures import CONVERTED, INPUT_SIZE, REFUSED, ImageRefusedError, UserImage
+from alexnet_cifar10.pictures import CONVERTED, INPUT_SIZE, REFUSED, UserImage
 from alexnet_cifar10.provenance import (
     TITLE_WIDTH,
     MixedModelsError,
@@ -35,25 +34,11 @@ logger = logging.getLogger(__name__)
 _NAME_CHARS = 22
 
 
-def _refused_if_unreadable(load: Callable[[], UserImage]) -> Callable[[], UserImage]:
-    """``load``, with a file the catalog could not load refused (its reason: the last line
-    of Kedro's message)."""
-
-    def checked() -> UserImage:
-        try:
-            return load()
-        except DatasetError as error:
-            raise ImageRefusedError(str(error).splitlines()[-1]) from error
-
-    return checked
-
-
 def prepare_images(
     images: dict[str, Callable[[], UserImage]], resize: dict[str, Any]
 ) -> dict[str, np.ndarray]:
     """Decode, convert and resize every file of the folder; say how, or why not."""
-    checked = {name: _refused_if_unreadable(load) for name, load in images.items()}
-    return pictures.prepare_images(checked, resize)
+    return pictures.prepare_images(images, resize)
 
 
 def _temperature(model: TrainedModel, temperature: dict[str, Any], scaling: bool) -> float:

@@ -15,7 +15,10 @@ import pandas as pd
 
 from alexnet_cifar10.distribution import Placement, placement
 from alexnet_cifar10.keras_types import KerasCallback, KerasModel
+from alexnet_cifar10.pipelines.training import fine_tuning
+from alexnet_cifar10.pipelines.training.fine_tuning import Phase
 from alexnet_cifar10.provenance import TrainedModel
+from alexnet_cifar10.validation import ParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -118,23 +121,46 @@ def _run_facts(  # noqa: PLR0913
     }
 
 
+def class_weights(labels: np.ndarray, rule: str) -> dict[int, float] | None:
+    """Keras' ``class_weight`` for one-hot ``labels``: ``balanced`` weighs each class by
+    images / (classes x its images), so every class counts alike; ``none``, no weights."""
+    if rule == "none":
+        return None
+    counts = labels.sum(axis=0)
+    return {c: float(labels.shape[0] / (len(counts) * n)) for c, n in enumerate(counts) if n}
+
+
+def _compile(model: KerasModel, phase: Phase, train_images: int) -> None:
+    """Compile for one phase: its trainable layers (when fine-tuning), its learning rate."""
+    from alexnet_cifar10 import model as network
+
+    params = phase.params
+    if params["fine_tune"]["from"] is not None:
+        network.set_phase(model, phase.name)
+    network.compile_model(model, params, math.ceil(train_images / params["batch_size"]))
+
+
 def _fit(  # noqa: PLR0913
     model: KerasModel,
     where: Placement,
     train: dict,
     validation: dict,
-    params: dict[str, Any],
+    phase: Phase,
+    first_epoch: int,
     callbacks: list[KerasCallback],
 ) -> None:
-    """Fit on this process's share of each split, in batches of its share of each batch."""
+    """Fit one phase on this process's share of each split, in batches of its share of
+    each batch, its epochs numbered on from ``first_epoch``."""
+    params = phase.params
     train, validation = where.local(train), where.local(validation)
-    batch = where.local_batch(params["batch_size"])
     model.fit(
         train["images"],
         train["labels"],
         validation_data=(validation["images"], validation["labels"]),
-        epochs=params["epochs"],
-        batch_size=batch,
+        initial_epoch=first_epoch,
+        epochs=first_epoch + phase.epochs,
+        batch_size=where.local_batch(params["batch_size"]),
+        class_weight=class_weights(train["labels"], params["class_weight"]),
         shuffle=True,
         callbacks=callbacks,
         verbose=0,
@@ -148,6 +174,33 @@ def _check_converged(epoch_log: Any, params: dict[str, Any]) -> None:
             f"{epoch_log.diverged_at}. No model was saved. Lower training.optimizer.learning_rate "
             f"(now {params['optimizer']['learning_rate']}) or check the inputs."
         )
+
+
+def _start_from(
+    model: KerasModel, params: dict[str, Any]
+) -> tuple[TrainedModel | None, list[str], list[Phase]]:
+    """The trained model fine-tuning starts from (its base copied into ``model``), the
+    layers carried, and the run's fits."""
+    from alexnet_cifar10 import model as network
+
+    source = params["fine_tune"]["from"]
+    if source is None:
+        return None, [], fine_tuning.phases(params)
+    started_from = fine_tuning.load_source(source)
+    try:
+        carried = network.carry_base(started_from.network, model)
+    except ValueError as error:
+        raise ParameterError(
+            f"Parameter 'training.fine_tune.from' names a model whose base does not fit this "
+            f"network: {error} (training.model must match its convolutions)."
+        ) from error
+    logger.info(
+        "Fine-tuning from %s (%s, classes %s): %d base layers carried over, a new "
+        "head for %d classes",
+        source, started_from.card.get("model_version"), started_from.card.get("class_names"),
+        len(carried), model.output_shape[-1],
+    )  # fmt: skip
+    return started_from, carried, fine_tuning.phases(params)
 
 
 def train_model(  # noqa: PLR0913
@@ -169,22 +222,27 @@ def train_model(  # noqa: PLR0913
     """
     import keras
 
-    from alexnet_cifar10 import model as network
     from alexnet_cifar10.pipelines.training.callbacks import fit_callbacks
 
     keras.utils.set_random_seed(seed)
     where = placement(params["distribution"])
     train, validation = where.trimmed(train, "train"), where.trimmed(validation, "validation")
-    _announce(where, train, validation, params)
-    epoch_log, own_callbacks = fit_callbacks(params, seed, train, validation)
-    steps_per_epoch = math.ceil(len(train["images"]) / params["batch_size"])
+    started_from, carried, fits = _start_from(model, params)
+    _announce(where, train, validation, {**params, "epochs": sum(p.epochs for p in fits)})
+    epoch_log, own_callbacks = fit_callbacks(
+        {**params, "epochs": sum(p.epochs for p in fits)}, seed, train, validation
+    )
     with where.placed(model) as placed:
-        network.compile_model(placed, params, steps_per_epoch)
-        start = time.perf_counter()
-        _fit(placed, where, train, validation, params, own_callbacks + (callbacks or []))
+        start, first = time.perf_counter(), 0
+        for phase in fits:
+            _compile(placed, phase, len(train["images"]))
+            _fit(placed, where, train, validation, phase, first, own_callbacks + (callbacks or []))
+            first += phase.epochs
         fit_seconds = time.perf_counter() - start
     _check_converged(epoch_log, params)
     history = pd.DataFrame(epoch_log.rows)
+    if len(fits) > 1:
+        history.insert(1, "phase", np.where(history["epoch"] <= fits[0].epochs, "head", "all"))
     devices = ", ".join(where.devices)
     logger.info("Trained %d epochs in %.1f s on %s", len(history), fit_seconds, devices)
     card = {
@@ -192,6 +250,8 @@ def train_model(  # noqa: PLR0913
         "run_label": run_label,
         "kedro_env": run_context["kedro_env"],
         "class_names": list(class_names),
+        "fine_tuned_from": started_from
+        and fine_tuning.provenance(params["fine_tune"]["from"], started_from, carried),
         "parameters": {"seed": seed, "training": params},
         "run": _run_facts(where, params["batch_size"], fit_seconds, history, train, validation),
     }
