@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from kedro.io import DatasetError
 from labelled_folder import add_broken_files, write_folder
@@ -70,7 +69,7 @@ def test_a_flat_folder_decodes_every_picture_and_lists_the_broken_ones(tmp_path:
     assert data["train_labels"].tolist() == [0] * 6 + [1] * 6
     assert data["train_files"][0] == "blue/000.png"
     # The pictures keep their class colour: red in channel 1 for class 1 (``picture``).
-    assert (data["train_images"][6:, ..., 1].mean() > data["train_images"][6:, ..., 0].mean())
+    assert data["train_images"][6:, ..., 1].mean() > data["train_images"][6:, ..., 0].mean()
     assert inventory["classes"] == {
         "blue": {"files": 6, "refused": 0},
         "red": {"files": 6 + len(broken), "refused": len(broken)},
@@ -109,8 +108,9 @@ def test_the_split_is_stratified_and_carves_a_test_split_where_there_is_none(
 def test_a_given_test_split_is_kept_as_it_is(tmp_path: Path) -> None:
     write_folder(tmp_path, ["a", "b"], 4, splits=("train", "test"))
     train, validation, test, _ = build_model_inputs(_pictures(tmp_path), PARAMS, 0, ["a", "b"], 32)
-    assert sorted(test["file_name"]) == [f"test/{c}/{i:03d}.{s}" for c in "ab"
-                                         for i, s in enumerate(["png", "jpg", "webp", "bmp"])]  # fmt: skip
+    suffixes = list(enumerate(["png", "jpg", "webp", "bmp"]))
+    expected = [f"test/{c}/{i:03d}.{s}" for c in "ab" for i, s in suffixes]
+    assert sorted(test["file_name"]) == sorted(expected)
     assert len(train["images"]) == 6 and len(validation["images"]) == 2
 
 

@@ -32,6 +32,7 @@ def _tiny(project: Path) -> None:
     labelled["training"]["model"] |= test["training"]["model"]
     labelled["training"] |= {"epochs": 1, "batch_size": 8, "jit_compile": False}
     labelled["promote"] |= {"accuracy_tolerance": 1.0, "max_ece": 1.0}
+    labelled["robustness"] = test["robustness"]
     path.write_text(yaml.safe_dump(labelled, allow_unicode=True))
 
 
@@ -81,12 +82,17 @@ def test_a_folder_of_own_pictures_fine_tuned_from_a_tracked_model(
     assert promotion["alias"] == "champion-labelled"
 
     write_class(project / "data" / "01_raw" / "user_images", 0, 3)
-    result = kedro(project, "run", "--env", "labelled", "--pipelines", "predict")
+    pipelines = "predict,features,robustness"
+    result = kedro(project, "run", "--env", "labelled", "--pipelines", pipelines)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     mine = pd.read_csv(_newest(project, "07_model_output", "user_predictions.csv"))
     assert set(mine["top1_class"]) <= set(CLASSES)
     assert mine.filter(like="p_").columns.tolist() == [f"p_{name}" for name in CLASSES]
     assert set(mine["model_version"]) == {metrics["model_version"]}
+    embeddings = pd.read_parquet(_newest(project, "07_model_output", "embeddings.parquet"))
+    assert set(embeddings["class"]) == set(CLASSES)
+    robustness = pd.read_csv(_newest(project, "07_model_output", "robustness_results.csv"))
+    assert set(robustness["model_version"]) == {metrics["model_version"]}
 
 
 def test_a_folder_with_one_class_is_one_line(finished_project: Path) -> None:

@@ -312,10 +312,10 @@ NODES = (
     "tracked_scores, train_model, training_curves"
 )
 DATASETS = (
-    "accuracy_plot, calibration_metrics, champion, raw_images, confusion_matrix_plot, "
+    "accuracy_plot, calibration_metrics, champion, confusion_matrix_plot, "
     "dataset_report, export_parity, loss_plot, model, model_input_test, model_input_train, "
-    "model_input_validation, model_summary, onnx_model, promotion_report, "
-    "reliability_diagram, run_context, sample_images, served_model, temperature, "
+    "model_input_validation, model_summary, onnx_model, promotion_report, raw_images, "
+    "raw_inventory, reliability_diagram, run_context, sample_images, served_model, temperature, "
     "test_metrics, test_predictions, test_scores, training_curves, training_history, "
     "untrained_model"
 )

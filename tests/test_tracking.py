@@ -34,6 +34,7 @@ pytestmark = pytest.mark.xdist_group("tracked_runs")
 
 EXPERIMENT = "alexnet_cifar10"
 ARTIFACT_FILES = {
+    "alexnet.keras",
     "model_summary.csv",
     "training_history.csv",
     "test_metrics.json",

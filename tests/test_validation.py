@@ -510,3 +510,24 @@ def test_a_storage_is_a_database_url_without_a_password(
 ) -> None:
     params = {**base_params, "tune": {**base_params["tune"], "storage": storage}}
     assert parameter_problems(params, ["tune"]) == [line]
+
+
+def test_fine_tuning_cannot_resume(base_params: dict) -> None:
+    params = copy.deepcopy(base_params)
+    params["training"]["fine_tune"]["from"] = "data/06_models/alexnet.keras"
+    params["training"]["resume"]["enabled"] = True
+    assert parameter_problems(params, ["training"]) == [
+        "Parameter 'training.resume.enabled' must be false when fine-tuning "
+        "(training.fine_tune.from is set); got True."
+    ]
+
+
+@pytest.mark.parametrize(("side", "problems"), [(64, 0), (16, 0), (12, 1)])
+def test_the_input_size_must_leave_room_for_every_pooling(
+    base_params: dict, side: int, problems: int
+) -> None:
+    params = copy.deepcopy(base_params)
+    params["training"]["model"]["input_size"] = side
+    found = parameter_problems(params, ["training"])
+    assert len(found) == problems
+    assert all(line.startswith("Parameter 'training.model.conv_layers[4].pool'") for line in found)

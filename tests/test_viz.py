@@ -49,7 +49,7 @@ PIPELINES = ("data_processing", "training", "evaluate", "predict", "features")
 # What `kedro run` runs (and then the served model), and kedro viz shows first; predict and
 # features run on demand.
 DEFAULT = ("data_processing", "training", "evaluate")
-LAYERS = ["raw", "model_input", "models", "model_output", "reporting"]
+LAYERS = ["raw", "intermediate", "model_input", "models", "model_output", "reporting"]
 PLOT = "confusion_matrix_plot"
 # The page asks for the Inter font from Google Fonts and falls back to local fonts offline.
 ALLOWED_OFFLINE_FAILURES = ("https://fonts.googleapis.com/", "https://fonts.gstatic.com/")

@@ -31,11 +31,12 @@ def _two_classes(count: int) -> dict:
     return {**split, "labels": np.eye(2, dtype=np.float32)[np.arange(count) % 2]}
 
 
-@pytest.fixture
-def source(tiny_training: dict, tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def source(tiny_training_once: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained 10-class model saved as train_model's archive."""
-    path = tmp_path / "source.keras"
-    TrainedModelDataset(filepath=str(path)).save(_train(tiny_training, CLASS_NAMES, make_split(32)))
+    path = tmp_path_factory.mktemp("source") / "source.keras"
+    trained = _train(tiny_training_once, CLASS_NAMES, make_split(32))
+    TrainedModelDataset(filepath=str(path)).save(trained)
     return path
 
 

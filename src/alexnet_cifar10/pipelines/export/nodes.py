@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from alexnet_cifar10.inference import OnnxNetwork
-from alexnet_cifar10.pictures import IMAGE_SHAPE
 from alexnet_cifar10.provenance import LABELS, MixedModelsError, TrainedModel
 from alexnet_cifar10.serving import ServedModel
 
@@ -26,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 def _traced(model: TrainedModel) -> TrainedModel:
     """The model, its network called once: Keras exports only a network it has traced."""
-    model.network(np.zeros((1, *IMAGE_SHAPE), np.uint8), training=False)
+    model.network(np.zeros((1, *model.network.input_shape[1:]), np.uint8), training=False)
     return model
 
 

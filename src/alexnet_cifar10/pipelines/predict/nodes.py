@@ -28,6 +28,7 @@ from alexnet_cifar10.provenance import (
     caption,
     origin,
 )
+from alexnet_cifar10.validation import ParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,13 @@ def predict_images(  # noqa: PLR0913
     """Top-3 classes and every class probability of each accepted picture, with the
     model that gave them (and the temperature, 1 unless scaling is on); a refused file
     keeps its row, status and empty classes."""
+    side = model.network.input_shape[1]
+    if side != INPUT_SIZE:
+        raise ParameterError(
+            f"Model {model.card['model_version']} takes {side}x{side} pictures; predict "
+            f"brings pictures to {INPUT_SIZE}x{INPUT_SIZE} (train at training.model.input_size "
+            f"{INPUT_SIZE} to predict, serve and export)."
+        )
     scale = _temperature(model, temperature, temperature_scaling)
     return prediction_table(model, prepared, batch_size, test_time_augmentation, scale)
 

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from alexnet_cifar10 import calibration
 from alexnet_cifar10.corruptions import LEFT_OUT, corrupt
 from alexnet_cifar10.provenance import TITLE_WIDTH, TrainedModel, caption, labelled, origin
+from alexnet_cifar10.validation import ParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +132,11 @@ def plot_corruption_grid(
 ) -> Figure:
     """One test image, clean and under every corruption at severities 3 and 5."""
     index = robustness["grid_image"]
+    if index >= len(test["images"]):
+        raise ParameterError(
+            f"Parameter 'robustness.grid_image' must be below the {len(test['images'])} "
+            f"test images; got {index}."
+        )
     image = test["images"][index : index + 1]
     names = robustness["corruptions"]
     figure, axes = plt.subplots(2, len(names) + 1, figsize=(1.1 * (len(names) + 1), 3.3))
