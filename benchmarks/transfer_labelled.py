@@ -124,6 +124,7 @@ def make_project(folder: Path, work: Path) -> Path:
     project.mkdir()
     shutil.copy(ROOT / "pyproject.toml", project)
     shutil.copytree(ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+    shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("*.egg-info"))
     (project / "conf" / "local").mkdir()
     globals_file = project / "conf" / "labelled" / "globals.yml"
     globals_file.write_text(
