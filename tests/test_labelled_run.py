@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from kedro_cli import REPO, kedro
+from kedro_cli import REPO, kedro, kedro_here, make_project
 from labelled_folder import add_broken_files, write_class, write_folder
 
 pytestmark = pytest.mark.slow
@@ -95,9 +95,11 @@ def test_a_folder_of_own_pictures_fine_tuned_from_a_tracked_model(
     assert set(robustness["model_version"]) == {metrics["model_version"]}
 
 
-def test_a_folder_with_one_class_is_one_line(finished_project: Path) -> None:
-    write_class(finished_project / "data" / "01_raw" / "labelled_images" / "only", 0, 2)
-    result = kedro(finished_project, "run", "--env", "labelled")
-    output = result.stdout + result.stderr
-    assert result.returncode == 1 and "Traceback" not in output
-    assert "Configuration refused: No labelled pictures to learn from: 1 class folder(s)." in output
+def test_a_folder_with_one_class_is_one_line(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "project")
+    write_class(project / "data" / "01_raw" / "labelled_images" / "only", 0, 2)
+    result = kedro_here(project, "run", "--env", "labelled")
+    assert result.returncode == 1 and "Traceback" not in result.stdout
+    assert "Configuration refused: No labelled pictures to learn from: 1 class folder(s)." in (
+        " ".join(result.stdout.split())
+    )

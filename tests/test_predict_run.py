@@ -98,7 +98,7 @@ def test_an_empty_or_missing_folder_is_one_line_saying_where_pictures_go(
         assert "Traceback" not in output
         stopped = [line for line in result.log.splitlines() if "Run stopped:" in line]
         assert [line.split("Run stopped: ", 1)[1] for line in stopped] == [
-            f"user_images: No images to classify: the folder '{project / FOLDER}' {state}. "
+            f"user_images: No pictures: the folder '{project / FOLDER}' {state}. "
             f"Put the pictures there ({ACCEPTED}; any size, sub-folders too), or point the "
             "catalog entry's `path` at the folder that holds them."
         ]

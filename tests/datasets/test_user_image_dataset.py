@@ -290,7 +290,7 @@ def test_an_empty_or_missing_folder_says_where_to_put_pictures(tmp_path: Path, s
     with pytest.raises(DatasetError) as raised:
         dataset.load()
     assert str(raised.value) == (
-        f"No images to classify: the folder '{folder}' {state}. Put the pictures there "
+        f"No pictures: the folder '{folder}' {state}. Put the pictures there "
         f"({ACCEPTED}; any size, sub-folders too), or point the catalog entry's `path` at "
         "the folder that holds them."
     )

@@ -69,7 +69,7 @@ class ImageFolderDataset(PartitionedDataset):
         state = "is empty" if filesystem.isdir(folder) else "does not exist"
         formats = ", ".join(SAFE_FORMATS)
         return (
-            f"No images to classify: the folder '{self._folder}' {state}. Put the pictures "
+            f"No pictures: the folder '{self._folder}' {state}. Put the pictures "
             f"there ({formats}; any size, sub-folders too), or point the catalog entry's "
             "`path` at the folder that holds them."
         )

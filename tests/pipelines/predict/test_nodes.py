@@ -33,6 +33,7 @@ from alexnet_cifar10.pipelines.predict.nodes import (
     summarise_predictions,
 )
 from alexnet_cifar10.provenance import MixedModelsError, TrainedModel, labelled
+from alexnet_cifar10.validation import ParameterError
 
 NO_TTA = {"horizontal_flip": False, "shift": 0}
 RESIZE = {"fit": "crop", "resample": "lanczos", "background": [255, 255, 255]}
@@ -103,6 +104,8 @@ def test_a_picture_of_two_frames_is_read_at_its_first(tmp_path: Path) -> None:
 
 
 class _FixedModel:
+    input_shape = (None, 32, 32, 3)
+
     def __init__(self, answer: tuple[float, ...] = (0.1, 0.2, 0.4, 0.3)) -> None:
         self.seen, self.asked, self.answer = 0, [], np.array(answer, np.float32)
 
@@ -307,3 +310,15 @@ def test_a_folder_of_refused_files_gives_an_empty_batch_of_pictures() -> None:
         [""],
         [""],
     ]
+
+
+def test_a_model_of_another_input_size_is_refused_in_one_line() -> None:
+    model = _FixedModel()
+    model.input_shape = (None, 64, 64, 3)
+    trained = _trained(model)
+    with pytest.raises(ParameterError) as raised:
+        predict_images(trained, _prepared_table(), 8, NO_TTA, *UNSCALED)
+    assert str(raised.value) == (
+        f"Model {trained.card['model_version']} takes 64x64 pictures; predict brings pictures "
+        "to 32x32 (train at training.model.input_size 32 to predict, serve and export)."
+    )

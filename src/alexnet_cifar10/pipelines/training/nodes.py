@@ -152,6 +152,7 @@ def _fit(  # noqa: PLR0913
     """Fit one phase on this process's share of each split, in batches of its share of
     each batch, its epochs numbered on from ``first_epoch``."""
     params = phase.params
+    weights = class_weights(train["labels"], params["class_weight"])  # of the whole split
     train, validation = where.local(train), where.local(validation)
     model.fit(
         train["images"],
@@ -160,7 +161,7 @@ def _fit(  # noqa: PLR0913
         initial_epoch=first_epoch,
         epochs=first_epoch + phase.epochs,
         batch_size=where.local_batch(params["batch_size"]),
-        class_weight=class_weights(train["labels"], params["class_weight"]),
+        class_weight=weights,
         shuffle=True,
         callbacks=callbacks,
         verbose=0,
@@ -228,10 +229,9 @@ def train_model(  # noqa: PLR0913
     where = placement(params["distribution"])
     train, validation = where.trimmed(train, "train"), where.trimmed(validation, "validation")
     started_from, carried, fits = _start_from(model, params)
-    _announce(where, train, validation, {**params, "epochs": sum(p.epochs for p in fits)})
-    epoch_log, own_callbacks = fit_callbacks(
-        {**params, "epochs": sum(p.epochs for p in fits)}, seed, train, validation
-    )
+    run = {**params, "epochs": sum(phase.epochs for phase in fits)}  # every phase's
+    _announce(where, train, validation, run)
+    epoch_log, own_callbacks = fit_callbacks(run, seed, train, validation)
     with where.placed(model) as placed:
         start, first = time.perf_counter(), 0
         for phase in fits:
@@ -250,8 +250,9 @@ def train_model(  # noqa: PLR0913
         "run_label": run_label,
         "kedro_env": run_context["kedro_env"],
         "class_names": list(class_names),
-        "fine_tuned_from": started_from
-        and fine_tuning.provenance(params["fine_tune"]["from"], started_from, carried),
+        "fine_tuned_from": None
+        if started_from is None
+        else fine_tuning.provenance(params["fine_tune"]["from"], started_from, carried),
         "parameters": {"seed": seed, "training": params},
         "run": _run_facts(where, params["batch_size"], fit_seconds, history, train, validation),
     }
