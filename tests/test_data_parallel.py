@@ -142,7 +142,7 @@ def test_two_processes_train_one_model_and_write_one_set_of_versions(tmp_path: P
     saved = sorted(p.name for p in (second / "data").iterdir() if not p.name.startswith("."))
     assert saved == ["01_raw"]
     assert (
-        "Process 1 of 2 saves nothing: process 0 saves this run's 23 outputs."
+        "Process 1 of 2 saves nothing: process 0 saves this run's 24 outputs."
         in (second / "info.log").read_text()
     )
     facts = model_card(first, version)["run"]

@@ -26,9 +26,15 @@ pytestmark = [
 def test_real_release_splits_and_statistics() -> None:
     data = CIFAR10Dataset(path=str(SHARED_CIFAR.parent)).load()
     assert data["label_names"] == CLASS_NAMES
-    params = {"validation_fraction": 0.2, "stratify": True, "subset_fraction": 1.0}
-    splits = build_model_inputs(data, params, 42, CLASS_NAMES)
-    report = summarise_dataset(*splits, CLASS_NAMES, "full run")["splits"]
+    params = {
+        "validation_fraction": 0.2,
+        "test_fraction": 0.2,
+        "stratify": True,
+        "subset_fraction": 1.0,
+        "resize": {"fit": "crop", "resample": "lanczos", "background": [255, 255, 255]},
+    }
+    *splits, inventory = build_model_inputs(data, params, 42, CLASS_NAMES, 32)
+    report = summarise_dataset(*splits, inventory, CLASS_NAMES, "full run")["splits"]
     assert [report[k]["images"] for k in ("train", "validation", "test")] == [40000, 10000, 10000]
     assert set(report["train"]["class_counts"].values()) == {4000}
     assert set(report["validation"]["class_counts"].values()) == {1000}

@@ -255,7 +255,7 @@ def test_every_runner_saves_what_the_default_runner_saves(
         # Every artifact in the one run, whichever thread saved it.
         ours_client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
         listed = {artifact.path for artifact in ours_client.list_artifacts(ours.info.run_id)}
-        assert len(listed) == 9, listed
+        assert len(listed) == 10, listed
     assert ours.data.metrics.keys() == theirs.data.metrics.keys()
     assert ours.data.tags["model_version"] == run and ours.info.status == "FINISHED"
 
@@ -419,7 +419,7 @@ def test_a_mistyped_environment_is_one_line(
     assert result.returncode == 1
     assert result.stdout == (
         f"Error: No environment named 'tset' in '{cli_project / 'conf'}'; the environments "
-        "are: base, local, quick, test, tuned.\n"
+        "are: base, labelled, local, quick, test, tuned.\n"
     )
 
 
