@@ -28,9 +28,11 @@ VIEWPORT = {"width": 1920, "height": 1200}
 
 
 def free_port() -> int:
-    """A free local port below 49152 (kedro viz refuses the ephemeral range above)."""
+    """A free local port below Linux's ephemeral range (32768 and up), where an outgoing
+    connection of another test can take it between this check and the server's start
+    (kedro viz then moves to the next port)."""
     for _ in range(100):
-        port = random.randint(20_000, 49_000)
+        port = random.randint(20_000, 32_000)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))

@@ -126,3 +126,12 @@ def test_a_class_too_small_to_split_is_named(tmp_path: Path) -> None:
 def test_an_empty_folder_says_where_to_put_the_pictures(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=f"the folder '{tmp_path}' is empty"):
         _pictures(tmp_path)
+
+
+def test_an_empty_class_folder_is_a_class_too_small_to_split(tmp_path: Path) -> None:
+    write_folder(tmp_path, ["a", "b"], 8)
+    (tmp_path / "c").mkdir()
+    classes = image_classes(str(tmp_path))
+    assert classes == ["a", "b", "c"]
+    with pytest.raises(DatasetError, match=r"^Too few usable pictures to split: 'c' \(none in "):
+        build_model_inputs(_pictures(tmp_path), PARAMS, 0, classes, 32)
