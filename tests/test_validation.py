@@ -531,3 +531,14 @@ def test_the_input_size_must_leave_room_for_every_pooling(
     found = parameter_problems(params, ["training"])
     assert len(found) == problems
     assert all(line.startswith("Parameter 'training.model.conv_layers[4].pool'") for line in found)
+
+
+def test_a_larger_input_is_refused_where_the_run_packages_the_model(base_params: dict) -> None:
+    params = copy.deepcopy(base_params)
+    params["training"]["model"]["input_size"] = 64
+    assert parameter_problems(params, ["training", "evaluate"]) == []
+    assert parameter_problems(params, ["training", "predict", "serve"]) == [
+        "Parameter 'training.model.input_size' must be 32 in a run that packages, serves or "
+        "exports the model (the predict path prepares 32x32 pictures); got 64. Train a larger "
+        "input with --pipelines data_processing,training,evaluate."
+    ]

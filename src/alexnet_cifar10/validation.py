@@ -439,7 +439,25 @@ def parameter_problems(params: Mapping[str, Any], sections: Iterable[str]) -> li
             problems.append(_line("missing", (name,)))
     if "tune" in sections and not problems:
         problems.extend(search_space_problems(params["tune"], params["training"]))
+    if not problems:
+        problems.extend(_input_size_problems(params, set(sections)))
     return problems
+
+
+def _input_size_problems(params: Mapping[str, Any], sections: set[str]) -> list[str]:
+    """A run that trains a model and then packages, serves or exports it needs the 32x32
+    input that the predict path prepares."""
+    if "training" not in sections or not sections & {"predict", "serve", "export"}:
+        return []
+    side = params["training"]["model"]["input_size"]  # valid: checked above
+    if side == INPUT_SIZE:
+        return []
+    return [
+        f"Parameter 'training.model.input_size' must be {INPUT_SIZE} in a run that packages, "
+        f"serves or exports the model (the predict path prepares {INPUT_SIZE}x{INPUT_SIZE} "
+        f"pictures); got {side}. Train a larger input with --pipelines "
+        "data_processing,training,evaluate."
+    ]
 
 
 def validate_parameters(params: Mapping[str, Any], sections: Iterable[str]) -> None:
