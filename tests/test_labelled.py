@@ -13,14 +13,11 @@ from alexnet_cifar10.labelled import class_names, decode_folder, image_classes
 from alexnet_cifar10.pipelines.data_processing.nodes import build_model_inputs
 from alexnet_cifar10.validation import ParameterError
 
-RESIZE = {"fit": "crop", "resample": "lanczos", "background": [255, 255, 255]}
-PARAMS = {
-    "validation_fraction": 0.25,
-    "test_fraction": 0.25,
-    "stratify": True,
-    "subset_fraction": 1.0,
-    "resize": RESIZE,
-}
+
+@pytest.fixture(scope="module")
+def params(base_params: dict) -> dict:
+    """data_processing's parameters, with a quarter each for validation and test."""
+    return {**base_params["data_processing"], "validation_fraction": 0.25, "test_fraction": 0.25}
 
 
 def _pictures(folder: Path) -> dict:
@@ -58,12 +55,14 @@ def test_a_missing_folder_is_no_classes(tmp_path: Path) -> None:
         class_names(str(tmp_path / "absent"))
 
 
-def test_a_flat_folder_decodes_every_picture_and_lists_the_broken_ones(tmp_path: Path) -> None:
+def test_a_flat_folder_decodes_every_picture_and_lists_the_broken_ones(
+    tmp_path: Path, params: dict
+) -> None:
     write_folder(tmp_path, ["blue", "red"], 6)
     broken = add_broken_files(tmp_path / "red")
     (tmp_path / "red" / ".DS_Store").write_bytes(b"\0")
     (tmp_path / "loose.png").write_bytes(b"")
-    data, inventory = decode_folder(_pictures(tmp_path), RESIZE, 32, ["blue", "red"])
+    data, inventory = decode_folder(_pictures(tmp_path), params["resize"], 32, ["blue", "red"])
     assert data["train_images"].shape == (12, 32, 32, 3) and len(data["test_labels"]) == 0
     assert "validation_images" not in data
     assert data["train_labels"].tolist() == [0] * 6 + [1] * 6
@@ -82,10 +81,10 @@ def test_a_flat_folder_decodes_every_picture_and_lists_the_broken_ones(tmp_path:
     assert inventory["formats"] == {"PNG": 4, "JPEG": 4, "WEBP": 2, "BMP": 2}  # decoded ones
 
 
-def test_a_split_folder_keeps_its_splits(tmp_path: Path) -> None:
+def test_a_split_folder_keeps_its_splits(tmp_path: Path, params: dict) -> None:
     write_folder(tmp_path, ["a", "b"], 4, splits=("train", "validation", "test"))
     (tmp_path / "train" / "c").mkdir()  # an empty class folder
-    data, inventory = decode_folder(_pictures(tmp_path), RESIZE, 16, ["a", "b"])
+    data, inventory = decode_folder(_pictures(tmp_path), params["resize"], 16, ["a", "b"])
     assert inventory["layout"] == "split (train/validation/test folders)"
     for split in ("train", "validation", "test"):
         assert data[f"{split}_images"].shape == (8, 16, 16, 3)
@@ -93,33 +92,33 @@ def test_a_split_folder_keeps_its_splits(tmp_path: Path) -> None:
 
 
 def test_the_split_is_stratified_and_carves_a_test_split_where_there_is_none(
-    tmp_path: Path,
+    tmp_path: Path, params: dict
 ) -> None:
     write_folder(tmp_path, ["a", "b", "c"], 8)
-    *splits, inventory = build_model_inputs(_pictures(tmp_path), PARAMS, 0, ["a", "b", "c"], 32)
+    *splits, inventory = build_model_inputs(_pictures(tmp_path), params, 0, ["a", "b", "c"], 32)
     counts = [split["labels"].sum(axis=0).tolist() for split in splits]
     assert counts == [[4.0] * 3, [2.0] * 3, [2.0] * 3]
     files = [name for split in splits for name in split["file_name"]]
     assert len(files) == len(set(files)) == 24
-    again = build_model_inputs(_pictures(tmp_path), PARAMS, 0, ["a", "b", "c"], 32)
+    again = build_model_inputs(_pictures(tmp_path), params, 0, ["a", "b", "c"], 32)
     assert again[2]["file_name"].tolist() == splits[2]["file_name"].tolist()
 
 
-def test_a_given_test_split_is_kept_as_it_is(tmp_path: Path) -> None:
+def test_a_given_test_split_is_kept_as_it_is(tmp_path: Path, params: dict) -> None:
     write_folder(tmp_path, ["a", "b"], 4, splits=("train", "test"))
-    train, validation, test, _ = build_model_inputs(_pictures(tmp_path), PARAMS, 0, ["a", "b"], 32)
+    train, validation, test, _ = build_model_inputs(_pictures(tmp_path), params, 0, ["a", "b"], 32)
     suffixes = list(enumerate(["png", "jpg", "webp", "bmp"]))
     expected = [f"test/{c}/{i:03d}.{s}" for c in "ab" for i, s in suffixes]
     assert sorted(test["file_name"]) == sorted(expected)
     assert len(train["images"]) == 6 and len(validation["images"]) == 2
 
 
-def test_a_class_too_small_to_split_is_named(tmp_path: Path) -> None:
+def test_a_class_too_small_to_split_is_named(tmp_path: Path, params: dict) -> None:
     write_folder(tmp_path, ["big", "small"], 8)
     for path in sorted((tmp_path / "small").iterdir())[1:]:
         path.write_bytes(b"")  # broken: one usable picture is left
     with pytest.raises(DatasetError) as raised:
-        build_model_inputs(_pictures(tmp_path), PARAMS, 0, ["big", "small"], 32)
+        build_model_inputs(_pictures(tmp_path), params, 0, ["big", "small"], 32)
     assert str(raised.value).startswith("Too few usable pictures to split: 'small' (none in ")
 
 
@@ -128,10 +127,10 @@ def test_an_empty_folder_says_where_to_put_the_pictures(tmp_path: Path) -> None:
         _pictures(tmp_path)
 
 
-def test_an_empty_class_folder_is_a_class_too_small_to_split(tmp_path: Path) -> None:
+def test_an_empty_class_folder_is_a_class_too_small_to_split(tmp_path: Path, params: dict) -> None:
     write_folder(tmp_path, ["a", "b"], 8)
     (tmp_path / "c").mkdir()
     classes = image_classes(str(tmp_path))
     assert classes == ["a", "b", "c"]
     with pytest.raises(DatasetError, match=r"^Too few usable pictures to split: 'c' \(none in "):
-        build_model_inputs(_pictures(tmp_path), PARAMS, 0, classes, 32)
+        build_model_inputs(_pictures(tmp_path), params, 0, classes, 32)

@@ -112,7 +112,8 @@ def decode_folder(
     pre_split = is_pre_split(top_folders(list(pictures)))
     prepared = prepare_images(pictures, resize, side)
     image_of = np.cumsum(prepared["accepted"]) - 1  # an accepted file's row in the images
-    kept: dict[str, list[int]] = {name: [] for name in SPLIT_FOLDERS}
+    # Each split's kept files: (row in the table, class index).
+    kept: dict[str, list[tuple[int, int]]] = {name: [] for name in SPLIT_FOLDERS}
     refused, found = [], Counter()
     for row, name in enumerate(prepared["file_name"]):
         placed = place(str(name), pre_split)
@@ -120,16 +121,14 @@ def decode_folder(
         if reason := _reason(str(prepared["status"][row]), placed, class_names):
             refused.append({"file": str(name), "class": placed.label, "reason": reason})
         else:
-            kept[placed.split or "train"].append(row)
+            kept[placed.split or "train"].append((row, class_names.index(placed.label)))
     data: dict[str, Any] = {"label_names": list(class_names)}
-    for split, rows in kept.items():
-        if split != "validation" or rows:
-            names = prepared["file_name"][rows].astype(str)
+    for split, files in kept.items():
+        if split != "validation" or files:
+            rows = [row for row, _ in files]
             data[f"{split}_images"] = prepared["images"][image_of[rows]]
-            data[f"{split}_labels"] = np.array(
-                [class_names.index(place(n, pre_split).label) for n in names], dtype=np.int64
-            )
-            data[f"{split}_files"] = names
+            data[f"{split}_labels"] = np.array([label for _, label in files], dtype=np.int64)
+            data[f"{split}_files"] = prepared["file_name"][rows].astype(str)
     refused_in = Counter(item["class"] for item in refused)
     inventory = {
         "layout": "split (train/validation/test folders)" if pre_split else "one folder per class",
